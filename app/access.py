@@ -1,0 +1,285 @@
+"""Data scope: the one place that decides which records a caller may read or write (SPEC A3).
+
+A role grants actions (``PERMISSIONS``) and a data scope per entity (``DataScope``). A caller's
+effective scope for an entity is the widest among their roles. Access to a customer is:
+
+    readable = owner inside the caller's scope  OR  caller is an unexpired team member
+    writable = (owner inside the scope AND the role may update) OR an unexpired read-write member
+
+Child records (contacts, and later follow-ups, opportunities ...) are readable/writable exactly
+when their customer is. Every list, detail, write, export and analytics query takes its filter
+from here; a record outside the filter answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.base import ExecutableOption
+
+from app.errors import Forbidden, NotFound
+from app.models import Contact, Customer, CustomerTeamMember, Department, Role, User, user_roles
+from app.models.base import utcnow
+
+
+class DataScope(StrEnum):
+    OWN = "own"
+    OWN_AND_SUBORDINATES = "own_and_subordinates"
+    DEPARTMENT = "department"
+    DEPARTMENT_AND_CHILDREN = "department_and_children"
+    ALL = "all"
+
+
+_SCOPE_RANK = {s: i for i, s in enumerate(DataScope)}
+
+# Entities that carry a data scope in a role.
+SCOPED_ENTITIES = ("customer",)
+
+# Actions a role can grant. Reading needs no action: it is governed by the data scope alone.
+PERMISSIONS: Mapping[str, str] = {
+    "customer.create": "Create customers",
+    "customer.update": "Edit customers and their contacts and tags within the data scope",
+    "customer.delete": "Delete (soft) customers within the data scope",
+    "config.manage": "Manage custom fields, tag groups and tags",
+    "org.manage": "Manage users, departments and roles",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the user, their department, what their roles allow."""
+
+    user_id: int
+    username: str
+    display_name: str
+    department_id: int | None
+    department_path: str | None
+    managed_paths: tuple[str, ...]
+    permissions: frozenset[str]
+    scopes: Mapping[str, DataScope] = field(default_factory=dict)
+    role_ids: tuple[int, ...] = ()
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def scope(self, entity: str) -> DataScope:
+        return self.scopes.get(entity, DataScope.OWN)
+
+    @property
+    def is_admin(self) -> bool:
+        return "org.manage" in self.permissions
+
+
+def effective_scopes(roles: Sequence[Role]) -> dict[str, DataScope]:
+    """The widest scope each entity gets from any of the roles."""
+    result: dict[str, DataScope] = {}
+    for role in roles:
+        for entity, raw in (role.scopes or {}).items():
+            scope = DataScope(raw)
+            if entity not in result or _SCOPE_RANK[scope] > _SCOPE_RANK[result[entity]]:
+                result[entity] = scope
+    return result
+
+
+async def load_principal(session: AsyncSession, user_id: int) -> Principal | None:
+    """Build the principal for an active user (two small queries), or None."""
+    row = (
+        await session.execute(
+            select(User, Department.path)
+            .outerjoin(Department, Department.id == User.department_id)
+            .where(User.id == user_id, User.is_active.is_(True))
+        )
+    ).first()
+    if row is None:
+        return None
+    user, path = row
+    roles = list(
+        (
+            await session.scalars(
+                select(Role)
+                .join(user_roles, user_roles.c.role_id == Role.id)
+                .where(user_roles.c.user_id == user_id)
+            )
+        ).all()
+    )
+    managed = tuple(
+        (
+            await session.scalars(select(Department.path).where(Department.manager_id == user_id))
+        ).all()
+    )
+    permissions = frozenset(p for role in roles for p in (role.permissions or []))
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        department_id=user.department_id,
+        department_path=path,
+        managed_paths=managed,
+        permissions=permissions,
+        scopes=effective_scopes(roles),
+        role_ids=tuple(r.id for r in roles),
+    )
+
+
+def _users_in_subtrees(paths: Sequence[str]) -> Any:
+    """``SELECT users.id`` for members of the departments under any of ``paths``."""
+    return (
+        select(User.id)
+        .join(Department, Department.id == User.department_id)
+        .where(or_(*(Department.path.startswith(p, autoescape=True) for p in paths)))
+    )
+
+
+def owner_in_scope(
+    principal: Principal, entity: str, owner_col: InstrumentedAttribute[Any]
+) -> ColumnElement[bool]:
+    """Rows whose owner lies inside the caller's data scope for ``entity``."""
+    scope = principal.scope(entity)
+    own = owner_col == principal.user_id
+    if scope is DataScope.ALL:
+        return true()
+    if scope is DataScope.OWN:
+        return own
+    if scope is DataScope.OWN_AND_SUBORDINATES:
+        if not principal.managed_paths:
+            return own
+        return or_(own, owner_col.in_(_users_in_subtrees(principal.managed_paths)))
+    if principal.department_id is None or principal.department_path is None:
+        return own
+    if scope is DataScope.DEPARTMENT:
+        return or_(
+            own, owner_col.in_(select(User.id).where(User.department_id == principal.department_id))
+        )
+    # DEPARTMENT_AND_CHILDREN
+    return or_(own, owner_col.in_(_users_in_subtrees([principal.department_path])))
+
+
+def _team_member(principal: Principal, *, write: bool, now: dt.datetime) -> ColumnElement[bool]:
+    conditions = [
+        CustomerTeamMember.customer_id == Customer.id,
+        CustomerTeamMember.user_id == principal.user_id,
+        or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now),
+    ]
+    if write:
+        conditions.append(CustomerTeamMember.access == "write")
+    return exists().where(*conditions)
+
+
+def _customer_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    in_scope = owner_in_scope(principal, "customer", Customer.owner_id)
+    return or_(in_scope, _team_member(principal, write=False, now=now))
+
+
+def _customer_writable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    member = _team_member(principal, write=True, now=now)
+    if not principal.can("customer.update"):
+        return member
+    return or_(owner_in_scope(principal, "customer", Customer.owner_id), member)
+
+
+def _via_customer(
+    fk: InstrumentedAttribute[Any], rule: Callable[[Principal, dt.datetime], ColumnElement[bool]]
+) -> Callable[[Principal, dt.datetime], ColumnElement[bool]]:
+    def build(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+        return exists().where(Customer.id == fk, rule(principal, now))
+
+    return build
+
+
+_READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bool]]] = {
+    Customer: _customer_readable,
+    Contact: _via_customer(Contact.customer_id, _customer_readable),
+}
+_WRITE_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bool]]] = {
+    Customer: _customer_writable,
+    Contact: _via_customer(Contact.customer_id, _customer_writable),
+}
+
+
+def readable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
+    """WHERE clause: rows of ``model`` the principal may read."""
+    try:
+        return _READ_RULES[model](principal, utcnow())
+    except KeyError:
+        raise LookupError(f"no data-scope rule for {model.__name__}") from None
+
+
+def writable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
+    """WHERE clause: rows of ``model`` the principal may change."""
+    try:
+        return _WRITE_RULES[model](principal, utcnow())
+    except KeyError:
+        raise LookupError(f"no data-scope rule for {model.__name__}") from None
+
+
+M = TypeVar("M")
+
+
+async def get_readable(
+    session: AsyncSession,
+    principal: Principal,
+    model: type[M],
+    record_id: int,
+    *,
+    options: Sequence[ExecutableOption] = (),
+) -> M:
+    """The live record if the principal may read it; otherwise NotFound (as if absent)."""
+    stmt = select(model).where(
+        model.id == record_id,  # type: ignore[attr-defined]
+        model.deleted_at.is_(None),  # type: ignore[attr-defined]
+        readable(principal, model),
+    )
+    if options:
+        stmt = stmt.options(*options)
+    record = await session.scalar(stmt)
+    if record is None:
+        raise NotFound(f"{model.__name__.lower()} {record_id} not found")
+    return record
+
+
+async def get_writable(
+    session: AsyncSession,
+    principal: Principal,
+    model: type[M],
+    record_id: int,
+    *,
+    options: Sequence[ExecutableOption] = (),
+) -> M:
+    """The live record for a change: NotFound outside the read scope, Forbidden if read-only."""
+    stmt = select(model, writable(principal, model).label("can_write")).where(
+        model.id == record_id,  # type: ignore[attr-defined]
+        model.deleted_at.is_(None),  # type: ignore[attr-defined]
+        readable(principal, model),
+    )
+    if options:
+        stmt = stmt.options(*options)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise NotFound(f"{model.__name__.lower()} {record_id} not found")
+    record, can_write = row
+    if not can_write:
+        raise Forbidden(f"you may read but not change this {model.__name__.lower()}")
+    return record  # type: ignore[no-any-return]
+
+
+async def readable_ids(
+    session: AsyncSession, principal: Principal, model: type[Any], ids: Sequence[int]
+) -> set[int]:
+    """Which of ``ids`` the principal may read (for matches, bulk calls and masking)."""
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(model.id).where(model.id.in_(ids), readable(principal, model))
+    )
+    return set(rows.all())
+
+
+def nothing() -> ColumnElement[bool]:
+    return false()

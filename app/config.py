@@ -1,0 +1,43 @@
+"""Settings: one pydantic-settings object, read from the environment (prefix ``KEHU_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEHU_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'kehu.db'}",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    # When unset, a random key is generated on first start and stored in the database, so every
+    # worker process of one deployment signs and verifies with the same key.
+    secret_key: str | None = None
+    jwt_issuer: str = "kehu"
+    jwt_audience: str = "kehu-api"
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    login_max_failures: int = 5
+    login_window_seconds: int = 60
+    idempotency_ttl_hours: int = 24
+    idempotency_in_flight_seconds: int = 60
+    password_hash_threads: int = 4
+    spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
+    scheduler_enabled: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    db_echo: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,173 @@
+"""The application factory: routers, problem-details handlers, middleware, lifespan, the SPA."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, DomainError, problem_for_status
+from app.logs import configure_logging
+from app.middleware import IdempotencyMiddleware, RequestLogMiddleware
+from app.routers import auth, config, contacts, customers, health, org
+from app.security import TokenSettings
+from app.services.auth import ensure_secret_key
+
+log = logging.getLogger("kehu")
+API_PREFIX = "/api/v1"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _problem(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return _problem(exc.problem(instance=request.url.path), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        body = {
+            "type": "https://kehu.dev/problems/validation-error",
+            "title": "Invalid input",
+            "status": 422,
+            "detail": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:500],
+            "instance": request.url.path,
+            "errors": errors,
+        }
+        return _problem(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = problem_for_status(exc.status_code, str(exc.detail) if exc.detail else None)
+        body["instance"] = request.url.path
+        return _problem(body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return _problem(problem_for_status(500, "an unexpected error occurred; it has been logged"))
+
+
+def _custom_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    # FastAPI documents 422 with its own HTTPValidationError shape; ours are problem details.
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = {
+                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
+class SPAStaticFiles(StaticFiles):
+    """Serves the built SPA; unknown paths get index.html so client-side routes deep-link."""
+
+    async def get_response(self, path: str, scope: Any) -> Any:
+        try:
+            return await super().get_response(path, scope)
+        except StarletteHTTPException as exc:
+            if exc.status_code != 404 or path.startswith(("api/", "api")):
+                raise
+            return FileResponse(Path(str(self.directory)) / "index.html")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_engine(settings.database_url, echo=settings.db_echo, pool_size=settings.db_pool_size)
+    maker = create_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        secret = await ensure_secret_key(maker, settings)
+        app.state.token_settings = TokenSettings(
+            secret=secret,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=dt.timedelta(minutes=settings.access_token_minutes),
+            refresh_ttl=dt.timedelta(days=settings.refresh_token_days),
+        )
+        log.info("kehu started", extra={"database": engine.url.render_as_string(hide_password=True)})
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Kehu CRM",
+        version="0.1.0",
+        description="Mobile-first CRM: customers, pools, reminders, funnels and customer analytics. "
+        "Errors are RFC 9457 problem details; lists page by cursor; writes take If-Match and "
+        "Idempotency-Key. See docs/api.md.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = maker
+    app.state.token_settings = None
+
+    install_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, customers, contacts, config, org):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
+
+    app.add_middleware(
+        IdempotencyMiddleware,
+        maker_getter=lambda: app.state.sessionmaker,
+        tokens_getter=lambda: app.state.token_settings,
+        settings=settings,
+    )
+    app.add_middleware(RequestLogMiddleware)
+
+    if (settings.spa_dir / "index.html").is_file():
+        app.mount("/", SPAStaticFiles(directory=settings.spa_dir, html=True), name="spa")
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory app.main:app_factory``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

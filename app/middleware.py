@@ -1,0 +1,201 @@
+"""ASGI middleware: request logging with ids, and Idempotency-Key handling for POST."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
+from app.errors import PROBLEM_MEDIA_TYPE, DomainError, ValidationFailed, field_error
+from app.security import InvalidToken, TokenSettings, decode_access_token
+from app.services import idempotency
+
+log = logging.getLogger("kehu.http")
+
+REPLAYED_HEADERS = ("content-type", "etag", "location")
+
+
+class RequestLogMiddleware:
+    """One structured log line per request, with a request id echoed as ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+def _problem_response(error: DomainError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(error.problem(), ensure_ascii=False).encode()
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    return error.status, headers, body
+
+
+async def _send_plain(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class IdempotencyMiddleware:
+    """Honours ``Idempotency-Key`` on authenticated POST requests under /api/.
+
+    The caller is identified from the bearer token, so keys are per user; requests that are not
+    authenticated pass through untouched (they will be refused by the route anyway).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        maker_getter: Any,
+        tokens_getter: Any,
+        settings: Settings,
+    ) -> None:
+        self.app = app
+        self._maker_getter = maker_getter
+        self._tokens_getter = tokens_getter
+        self.ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
+        self.in_flight = dt.timedelta(seconds=settings.idempotency_in_flight_seconds)
+
+    def _caller(self, headers: dict[bytes, bytes]) -> str | None:
+        auth = headers.get(b"authorization", b"").decode()
+        if not auth.lower().startswith("bearer "):
+            return None
+        tokens: TokenSettings | None = self._tokens_getter()
+        if tokens is None:
+            return None
+        try:
+            return "user:" + str(decode_access_token(tokens, auth[7:].strip())["sub"])
+        except InvalidToken:
+            return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw_key = headers.get(b"idempotency-key")
+        if raw_key is None:
+            await self.app(scope, receive, send)
+            return
+        key = raw_key.decode(errors="replace").strip().strip('"')
+        if not key or len(key) > 255:
+            error = ValidationFailed(
+                "Idempotency-Key must be 1–255 characters",
+                errors=[field_error("Idempotency-Key", "1–255 characters", where="header")],
+            )
+            await _send_plain(send, *_problem_response(error))
+            return
+        caller = self._caller(headers)
+        if caller is None:
+            await self.app(scope, receive, send)
+            return
+
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        digest = hashlib.sha256()
+        for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode()):
+            digest.update(part.encode() + b"\0")
+        digest.update(body)
+
+        maker: async_sessionmaker[AsyncSession] = self._maker_getter()
+        try:
+            outcome = await idempotency.claim_or_replay(
+                maker, caller=caller, key=key, method=scope["method"], path=scope["path"],
+                request_hash=digest.hexdigest(), ttl=self.ttl, in_flight_timeout=self.in_flight,
+            )
+        except DomainError as error:
+            await _send_plain(send, *_problem_response(error))
+            return
+        if isinstance(outcome, idempotency.StoredResponse):
+            replay_headers = [(k.encode(), v.encode()) for k, v in outcome.headers.items()]
+            replay_headers.append((b"idempotent-replayed", b"true"))
+            await _send_plain(send, outcome.status, replay_headers, outcome.body)
+            return
+
+        sent_body = False
+
+        async def replay_receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        # The response is buffered, stored, and only then sent: a client that disconnects
+        # mid-response still finds the stored result when it retries with the same key.
+        status = 500
+        start_headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, start_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                start_headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        except BaseException:
+            await idempotency.release(maker, outcome)
+            raise
+        response_body = b"".join(chunks)
+        if status >= 500:
+            await idempotency.release(maker, outcome)
+        else:
+            kept = {
+                k.decode().lower(): v.decode()
+                for k, v in start_headers
+                if k.decode().lower() in REPLAYED_HEADERS
+            }
+            await idempotency.store_response(
+                maker, outcome, idempotency.StoredResponse(status, kept, response_body)
+            )
+        headers_out = [(k, v) for k, v in start_headers if k.lower() != b"content-length"]
+        await _send_plain(send, status, headers_out, response_body)

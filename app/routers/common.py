@@ -1,0 +1,40 @@
+"""Bits every router uses: documented problem responses and ETag helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Response
+
+from app.deps import etag_for
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated (missing, expired or invalid token)",
+    403: "Authenticated but not allowed",
+    404: "Not found, or outside your data scope",
+    409: "Conflict with the current state",
+    412: "If-Match does not match the current version",
+    422: "Invalid input (field errors in `errors`)",
+    428: "If-Match header required",
+    429: "Too many requests (see Retry-After)",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given problem statuses (plus 401 and 422 always)."""
+    wanted = sorted({401, 422, *codes})
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in wanted
+    }
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag_for(version)
+
+
+ETAG_HEADER = {"ETag": {"description": "Version of the record; send it back as If-Match.", "schema": {"type": "string"}}}

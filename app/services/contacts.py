@@ -1,0 +1,117 @@
+"""Contacts of a customer (SPEC B3). Access follows the customer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import access
+from app.access import Principal
+from app.errors import PreconditionFailed
+from app.models import Contact, Customer, CustomerPhone
+from app.models.base import utcnow
+from app.schemas.customer import ContactCreate, ContactUpdate
+from app.services import audit
+from app.services.customers import check_version
+
+AUDITED_FIELDS = ("name", "title", "phones", "email", "wechat", "is_primary", "birth_date", "notes")
+
+
+async def _index_phones(session: AsyncSession, contact: Contact) -> None:
+    await session.execute(delete(CustomerPhone).where(CustomerPhone.contact_id == contact.id))
+    session.add_all(
+        CustomerPhone(customer_id=contact.customer_id, contact_id=contact.id, number=n)
+        for n in contact.phones
+    )
+
+
+async def list_contacts(
+    session: AsyncSession, principal: Principal, customer_id: int
+) -> list[Contact]:
+    await access.get_readable(session, principal, Customer, customer_id)
+    rows = await session.scalars(
+        select(Contact)
+        .where(Contact.customer_id == customer_id, Contact.deleted_at.is_(None))
+        .order_by(Contact.is_primary.desc(), Contact.id)
+    )
+    return list(rows.all())
+
+
+async def create_contact(
+    session: AsyncSession, principal: Principal, customer_id: int, data: ContactCreate
+) -> Contact:
+    await access.get_writable(session, principal, Customer, customer_id)
+    contact = Contact(customer_id=customer_id, **data.model_dump())
+    session.add(contact)
+    await session.flush()
+    await _index_phones(session, contact)
+    audit.record_event(
+        session,
+        actor_id=principal.user_id,
+        entity="contact",
+        entity_id=contact.id,
+        customer_id=customer_id,
+        action="contact_created",
+        changes=audit.diff({}, audit.snapshot(contact, AUDITED_FIELDS)),
+    )
+    await session.flush()
+    return contact
+
+
+async def get_contact(session: AsyncSession, principal: Principal, contact_id: int) -> Contact:
+    return await access.get_readable(session, principal, Contact, contact_id)
+
+
+async def update_contact(
+    session: AsyncSession, principal: Principal, contact_id: int, version: int, data: ContactUpdate
+) -> Contact:
+    contact = await access.get_writable(session, principal, Contact, contact_id)
+    check_version(contact, version)
+    before = audit.snapshot(contact, AUDITED_FIELDS)
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    for key, value in changes.items():
+        setattr(contact, key, value)
+    if "phones" in changes:
+        await _index_phones(session, contact)
+    field_changes = audit.diff(before, audit.snapshot(contact, AUDITED_FIELDS))
+    if field_changes:
+        audit.record_event(
+            session,
+            actor_id=principal.user_id,
+            entity="contact",
+            entity_id=contact.id,
+            customer_id=contact.customer_id,
+            action="contact_updated",
+            changes=field_changes,
+        )
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PreconditionFailed("the contact changed while you were saving; reload it") from None
+    return contact
+
+
+async def delete_contact(
+    session: AsyncSession, principal: Principal, contact_id: int, version: int
+) -> None:
+    contact = await access.get_writable(session, principal, Contact, contact_id)
+    check_version(contact, version)
+    now = utcnow()
+    contact.deleted_at = now
+    await session.execute(delete(CustomerPhone).where(CustomerPhone.contact_id == contact.id))
+    audit.record_event(
+        session,
+        actor_id=principal.user_id,
+        entity="contact",
+        entity_id=contact.id,
+        customer_id=contact.customer_id,
+        action="contact_deleted",
+        changes={"name": {"before": contact.name, "after": None}},
+    )
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PreconditionFailed("the contact changed while you were deleting it") from None

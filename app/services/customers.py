@@ -1,0 +1,791 @@
+"""Customers: create, read, list/search, update, soft delete, tags, duplicates (SPEC B1–B5)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import access
+from app.access import Principal
+from app.errors import (
+    DuplicateCustomer,
+    Forbidden,
+    PreconditionFailed,
+    ValidationFailed,
+    field_error,
+)
+from app.models import Contact, Customer, CustomerPhone, CustomerTag, Tag, TagGroup, User
+from app.models.base import utcnow
+from app.schemas.customer import CustomerCreate, CustomerUpdate
+from app.services import audit, config
+from app.services.normalize import (
+    mask_email,
+    mask_name,
+    mask_phone,
+    name_similarity,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+)
+from app.services.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset_after, order_by
+
+# Columns recorded field by field in the audit trail.
+AUDITED_FIELDS = (
+    "name",
+    "kind",
+    "phones",
+    "email",
+    "province",
+    "city",
+    "address",
+    "lat",
+    "lng",
+    "industry",
+    "source",
+    "level",
+    "gender",
+    "birth_date",
+    "notes",
+    "owner_id",
+    "deal_status",
+    "signed_at",
+    "next_follow_up_at",
+    "custom_fields",
+)
+NAME_SIMILARITY_THRESHOLD = 0.8
+MAX_DUPLICATE_MATCHES = 10
+NAME_CANDIDATES = 500
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CustomerView:
+    """A customer with what its response needs, loaded without N+1 queries."""
+
+    customer: Customer
+    owner_name: str | None
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    distance_km: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.customer
+        data = {
+            name: getattr(c, name)
+            for name in (
+                "id",
+                "name",
+                "kind",
+                "phones",
+                "email",
+                "province",
+                "city",
+                "address",
+                "lat",
+                "lng",
+                "industry",
+                "source",
+                "level",
+                "gender",
+                "birth_date",
+                "notes",
+                "deal_status",
+                "signed_at",
+                "last_follow_up_at",
+                "next_follow_up_at",
+                "custom_fields",
+                "version",
+                "created_at",
+                "updated_at",
+            )
+        }
+        data["owner"] = (
+            {"id": c.owner_id, "display_name": self.owner_name} if c.owner_id is not None else None
+        )
+        data["tags"] = self.tags
+        data["distance_km"] = self.distance_km
+        return data
+
+
+async def active_tags(
+    session: AsyncSession, customer_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Current tags per customer, in one query for a whole page."""
+    result: dict[int, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
+    if not customer_ids:
+        return result
+    rows = await session.execute(
+        select(
+            CustomerTag.customer_id, Tag.id, Tag.name, Tag.group_id, TagGroup.name, TagGroup.color
+        )
+        .join(Tag, Tag.id == CustomerTag.tag_id)
+        .join(TagGroup, TagGroup.id == Tag.group_id)
+        .where(CustomerTag.customer_id.in_(customer_ids), CustomerTag.removed_at.is_(None))
+        .order_by(TagGroup.position, TagGroup.id, Tag.position, Tag.id)
+    )
+    for customer_id, tag_id, name, group_id, group_name, color in rows.all():
+        result[customer_id].append(
+            {
+                "id": tag_id,
+                "name": name,
+                "group_id": group_id,
+                "group_name": group_name,
+                "color": color,
+            }
+        )
+    return result
+
+
+async def _views(
+    session: AsyncSession,
+    rows: Sequence[tuple[Customer, str | None]],
+    distances: Mapping[int, float] | None = None,
+) -> list[CustomerView]:
+    tags = await active_tags(session, [c.id for c, _ in rows])
+    return [
+        CustomerView(c, owner_name, tags[c.id], (distances or {}).get(c.id))
+        for c, owner_name in rows
+    ]
+
+
+async def get_customer(
+    session: AsyncSession, principal: Principal, customer_id: int
+) -> CustomerView:
+    customer = await access.get_readable(session, principal, Customer, customer_id)
+    return await view_of(session, customer)
+
+
+async def view_of(session: AsyncSession, customer: Customer) -> CustomerView:
+    owner_name = None
+    if customer.owner_id is not None:
+        owner_name = await session.scalar(
+            select(User.display_name).where(User.id == customer.owner_id)
+        )
+    return (await _views(session, [(customer, owner_name)]))[0]
+
+
+@dataclass
+class CustomerQuery:
+    """Filters, sort and page of a customer list (built by the router from query parameters)."""
+
+    q: str | None = None
+    kind: str | None = None
+    level: list[str] = field(default_factory=list)
+    industry: list[str] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    province: list[str] = field(default_factory=list)
+    city: list[str] = field(default_factory=list)
+    deal_status: str | None = None
+    gender: str | None = None
+    owner_id: int | None = None
+    department_id: int | None = None
+    tag_id: list[int] = field(default_factory=list)
+    created_from: Any = None
+    created_to: Any = None
+    last_follow_up_from: Any = None
+    last_follow_up_to: Any = None
+    next_follow_up_from: Any = None
+    next_follow_up_to: Any = None
+    near: tuple[float, float] | None = None
+    radius_km: float = 5.0
+    custom: dict[str, str] = field(default_factory=dict)
+    sort: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+# sort key -> (column, nullable)
+SORTS: dict[str, tuple[Any, bool]] = {
+    "created_at": (Customer.created_at, False),
+    "updated_at": (Customer.updated_at, False),
+    "name": (Customer.name, False),
+    "last_follow_up_at": (Customer.last_follow_up_at, True),
+    "next_follow_up_at": (Customer.next_follow_up_at, True),
+}
+SORT_CHOICES = sorted([*SORTS, *(f"-{k}" for k in SORTS)])
+
+KM_PER_DEG_LAT = 110.574
+KM_PER_DEG_LNG_EQUATOR = 111.320
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_condition(q: str) -> ColumnElement[bool]:
+    pattern = f"%{_escape_like(q)}%"
+    conditions: list[ColumnElement[bool]] = [
+        Customer.name.ilike(pattern, escape="\\"),
+        exists().where(
+            Contact.customer_id == Customer.id,
+            Contact.deleted_at.is_(None),
+            Contact.name.ilike(pattern, escape="\\"),
+        ),
+    ]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if len(digits) >= 3 and len(digits) >= len(
+        q.replace(" ", "").replace("-", "").replace("+", "")
+    ):
+        conditions.append(
+            exists().where(
+                CustomerPhone.customer_id == Customer.id, CustomerPhone.number.contains(digits)
+            )
+        )
+    return or_(*conditions)
+
+
+def _custom_condition(dialect: str, definition: Any, op: str, raw: str) -> ColumnElement[bool]:
+    key = definition.key
+    where = f"cf.{key}" + (f".{op}" if op != "eq" else "")
+    try:
+        if definition.type == "number":
+            value: Any = float(raw)
+            column: Any = Customer.custom_fields[key].as_float()
+        elif definition.type == "date":
+            value = config._coerce_value(definition, raw)
+            column = Customer.custom_fields[key].as_string()
+        else:
+            if op != "eq":
+                raise ValueError("only equality applies to this field")
+            value = raw
+            column = Customer.custom_fields[key].as_string()
+            if (
+                definition.type in ("single_select", "multi_select")
+                and raw not in definition.options
+            ):
+                raise ValueError(f"expected one of: {', '.join(definition.options)}")
+    except ValueError as exc:
+        raise ValidationFailed(errors=[field_error(where, str(exc), where="query")]) from None
+    if definition.type == "multi_select":
+        if dialect == "postgresql":
+            return type_coerce(Customer.custom_fields, JSONB).contains({key: [value]})
+        each = func.json_each(Customer.custom_fields, f'$."{key}"').table_valued("value")
+        return exists(select(literal_column("1")).select_from(each).where(each.c.value == value))
+    if op == "min":
+        return column >= value
+    if op == "max":
+        return column <= value
+    return column == value
+
+
+async def list_customers(
+    session: AsyncSession, principal: Principal, query: CustomerQuery
+) -> tuple[list[CustomerView], str | None]:
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    conditions: list[ColumnElement[bool]] = [
+        Customer.deleted_at.is_(None),
+        access.readable(principal, Customer),
+    ]
+    if query.q and query.q.strip():
+        conditions.append(_search_condition(query.q.strip()))
+    for column, values in (
+        (Customer.level, query.level),
+        (Customer.industry, query.industry),
+        (Customer.source, query.source),
+        (Customer.province, query.province),
+        (Customer.city, query.city),
+    ):
+        if values:
+            conditions.append(column.in_(values))
+    for column, value in (
+        (Customer.kind, query.kind),
+        (Customer.deal_status, query.deal_status),
+        (Customer.gender, query.gender),
+        (Customer.owner_id, query.owner_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.department_id is not None:
+        conditions.append(
+            Customer.owner_id.in_(select(User.id).where(User.department_id == query.department_id))
+        )
+    for tag_id in dict.fromkeys(query.tag_id):
+        conditions.append(
+            exists().where(
+                CustomerTag.customer_id == Customer.id,
+                CustomerTag.tag_id == tag_id,
+                CustomerTag.removed_at.is_(None),
+            )
+        )
+    for column, low, high in (
+        (Customer.created_at, query.created_from, query.created_to),
+        (Customer.last_follow_up_at, query.last_follow_up_from, query.last_follow_up_to),
+        (Customer.next_follow_up_at, query.next_follow_up_from, query.next_follow_up_to),
+    ):
+        if low is not None:
+            conditions.append(column >= low)
+        if high is not None:
+            conditions.append(column < high)
+    if query.custom:
+        definitions = await config.custom_field_map(session)
+        dialect = session.get_bind().dialect.name
+        for param, raw in query.custom.items():
+            key, _, op = param.partition(".")
+            op = op or "eq"
+            definition = definitions.get(key)
+            if definition is None or op not in ("eq", "min", "max"):
+                raise ValidationFailed(
+                    errors=[
+                        field_error(f"cf.{param}", "no such custom field filter", where="query")
+                    ]
+                )
+            conditions.append(_custom_condition(dialect, definition, op, raw))
+
+    sort_key = query.sort
+    distance: ColumnElement[Any] | None = None
+    if query.near is not None:
+        lat0, lng0 = query.near
+        radius = query.radius_km
+        km_per_lng = KM_PER_DEG_LNG_EQUATOR * max(math.cos(math.radians(lat0)), 0.01)
+        dlat, dlng = radius / KM_PER_DEG_LAT, radius / km_per_lng
+        # Equirectangular distance² in km²: exact enough within a city-sized radius, and plain
+        # arithmetic that both SQLite and PostgreSQL evaluate (no trigonometry in SQL).
+        dy = (Customer.lat - lat0) * KM_PER_DEG_LAT
+        dx = (Customer.lng - lng0) * km_per_lng
+        distance = dy * dy + dx * dx
+        conditions += [
+            Customer.lat.between(lat0 - dlat, lat0 + dlat),
+            Customer.lng.between(lng0 - dlng, lng0 + dlng),
+            distance <= radius * radius,
+        ]
+    if sort_key is None:
+        sort_key = "distance" if distance is not None else "-created_at"
+
+    descending = sort_key.startswith("-")
+    if sort_key == "distance" and distance is not None:
+        sort_expr, nullable = distance, False
+    else:
+        sort_expr, nullable = SORTS[sort_key.lstrip("-")]
+    cursor = decode_cursor(query.cursor)
+    if cursor is not None:
+        conditions.append(
+            keyset_after(sort_expr, Customer.id, cursor, descending=descending, nullable=nullable)
+        )
+
+    owner = aliased(User)
+    stmt = (
+        select(Customer, owner.display_name, sort_expr.label("sort_value"))
+        .outerjoin(owner, owner.id == Customer.owner_id)
+        .where(*conditions)
+        .order_by(*order_by(sort_expr, Customer.id, descending=descending, nullable=nullable))
+        .limit(limit + 1)
+    )
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].sort_value, rows[-1][0].id) if more and rows else None
+    distances = None
+    if query.near is not None:
+        distances = {
+            c.id: round(haversine_km(query.near, (c.lat, c.lng)), 3)
+            for c, *_ in rows
+            if c.lat is not None
+        }
+    views = await _views(session, [(c, name) for c, name, _ in rows], distances)
+    return views, next_cursor
+
+
+def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lng1, lat2, lng2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
+    )
+    return 2 * 6371.0088 * math.asin(math.sqrt(h))
+
+
+async def facets(session: AsyncSession, principal: Principal) -> dict[str, list[str]]:
+    """Distinct values present in the caller's customers, for filter pickers."""
+    base = [Customer.deleted_at.is_(None), access.readable(principal, Customer)]
+    result: dict[str, list[str]] = {}
+    for key, column in (
+        ("industries", Customer.industry),
+        ("sources", Customer.source),
+        ("provinces", Customer.province),
+        ("cities", Customer.city),
+        ("levels", Customer.level),
+    ):
+        values = await session.scalars(
+            select(column).where(*base, column.is_not(None)).distinct().order_by(column).limit(500)
+        )
+        result[key] = list(values.all())
+    return result
+
+
+# --- duplicates --------------------------------------------------------------------------------
+
+
+async def find_duplicates(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str | None,
+    phones: Sequence[str] = (),
+    email: str | None = None,
+    exclude_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Customers that look like the one described: same phone (customer or contact phones), same
+    e-mail, or a name whose normalised form is equal or very similar (≥ 0.8). Searched across
+    owned, pool and recycle-bin customers; matches outside the caller's scope are masked.
+    """
+    numbers = [n for n in (normalize_phone(p) for p in phones) if n]
+    email_n = normalize_email(email)
+    name_n = normalize_name(name) if name and name.strip() else None
+    matched: dict[int, dict[str, Any]] = {}
+
+    def hit(customer_id: int, reason: str, similarity: float = 1.0) -> None:
+        entry = matched.setdefault(customer_id, {"matched_on": [], "similarity": 0.0})
+        if reason not in entry["matched_on"]:
+            entry["matched_on"].append(reason)
+        entry["similarity"] = max(entry["similarity"], similarity)
+
+    if numbers:
+        for cid in (
+            await session.scalars(
+                select(CustomerPhone.customer_id)
+                .where(CustomerPhone.number.in_(numbers))
+                .distinct()
+            )
+        ).all():
+            hit(cid, "phone")
+    if email_n:
+        for cid in (
+            await session.scalars(select(Customer.id).where(Customer.email_normalized == email_n))
+        ).all():
+            hit(cid, "email")
+    if name_n:
+        prefix = _escape_like(name_n[:2])
+        candidates = await session.execute(
+            select(Customer.id, Customer.name_normalized)
+            .where(
+                or_(
+                    Customer.name_normalized == name_n,
+                    Customer.name_normalized.like(f"{prefix}%", escape="\\"),
+                )
+            )
+            .limit(NAME_CANDIDATES)
+        )
+        for cid, other in candidates.all():
+            if other == name_n:
+                hit(cid, "name")
+            elif min(len(other), len(name_n)) >= 4:
+                score = name_similarity(name_n, other)
+                if score >= NAME_SIMILARITY_THRESHOLD:
+                    hit(cid, "name", score)
+    if exclude_id is not None:
+        matched.pop(exclude_id, None)
+    if not matched:
+        return []
+    ranked = sorted(
+        matched,
+        key=lambda cid: (-len(matched[cid]["matched_on"]), -matched[cid]["similarity"], cid),
+    )
+    ranked = ranked[:MAX_DUPLICATE_MATCHES]
+    rows = (
+        await session.execute(
+            select(Customer, User.display_name)
+            .outerjoin(User, User.id == Customer.owner_id)
+            .where(Customer.id.in_(ranked))
+        )
+    ).all()
+    visible = await access.readable_ids(session, principal, Customer, ranked)
+    by_id = {c.id: (c, owner) for c, owner in rows}
+    out = []
+    for cid in ranked:
+        customer, owner_name = by_id[cid]
+        seen = cid in visible and customer.deleted_at is None
+        out.append(
+            {
+                "id": cid if seen else None,
+                "name": customer.name if seen else mask_name(customer.name),
+                "owner_name": owner_name,
+                "matched_on": matched[cid]["matched_on"],
+                "similarity": round(matched[cid]["similarity"], 3),
+                "visible": seen,
+                "in_recycle_bin": customer.deleted_at is not None,
+                "phones": customer.phones if seen else [mask_phone(p) for p in customer.phones],
+                "email": customer.email if seen else mask_email(customer.email),
+            }
+        )
+    return out
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+async def _replace_phone_index(
+    session: AsyncSession, customer_id: int, phones: Sequence[str]
+) -> None:
+    await session.execute(
+        delete(CustomerPhone).where(
+            CustomerPhone.customer_id == customer_id, CustomerPhone.contact_id.is_(None)
+        )
+    )
+    session.add_all(CustomerPhone(customer_id=customer_id, number=n) for n in phones)
+
+
+async def set_tags(
+    session: AsyncSession, principal: Principal, customer: Customer, tag_ids: Sequence[int]
+) -> None:
+    """Make the customer's current tags exactly ``tag_ids``; history rows are closed, not deleted."""
+    wanted = list(dict.fromkeys(tag_ids))
+    known = await config.tags_by_id(session, wanted)
+    missing = [t for t in wanted if t not in known]
+    if missing:
+        raise ValidationFailed(errors=[field_error("tag_ids", f"no such tags: {missing}")])
+    per_group: dict[int, list[str]] = {}
+    for tag, group in known.values():
+        if group.exclusive:
+            per_group.setdefault(group.id, []).append(tag.name)
+    crowded = {g: names for g, names in per_group.items() if len(names) > 1}
+    if crowded:
+        raise ValidationFailed(
+            errors=[
+                field_error("tag_ids", f"only one tag allowed from an exclusive group: {sorted(v)}")
+                for v in crowded.values()
+            ]
+        )
+    current = {
+        row.tag_id: row
+        for row in (
+            await session.scalars(
+                select(CustomerTag).where(
+                    CustomerTag.customer_id == customer.id, CustomerTag.removed_at.is_(None)
+                )
+            )
+        ).all()
+    }
+    now = utcnow()
+    removed = [t for t in current if t not in wanted]
+    added = [t for t in wanted if t not in current]
+    if removed:
+        await session.execute(
+            update(CustomerTag)
+            .where(CustomerTag.id.in_([current[t].id for t in removed]))
+            .values(removed_at=now, removed_by_id=principal.user_id)
+        )
+        names = await config.tags_by_id(session, removed)
+        for t in removed:
+            tag, group = names[t]
+            audit.record_event(
+                session,
+                actor_id=principal.user_id,
+                entity="customer",
+                entity_id=customer.id,
+                customer_id=customer.id,
+                action="tag_removed",
+                changes={"tag": {"before": f"{group.name}/{tag.name}", "after": None}},
+            )
+    for t in added:
+        tag, group = known[t]
+        session.add(
+            CustomerTag(
+                customer_id=customer.id, tag_id=t, added_at=now, added_by_id=principal.user_id
+            )
+        )
+        audit.record_event(
+            session,
+            actor_id=principal.user_id,
+            entity="customer",
+            entity_id=customer.id,
+            customer_id=customer.id,
+            action="tag_added",
+            changes={"tag": {"before": None, "after": f"{group.name}/{tag.name}"}},
+        )
+
+
+async def _check_owner(session: AsyncSession, principal: Principal, owner_id: int) -> None:
+    """A caller may hand a new customer only to an active user inside their own data scope."""
+    if owner_id == principal.user_id:
+        return
+    allowed = await session.scalar(
+        select(User.id).where(
+            User.id == owner_id,
+            User.is_active.is_(True),
+            access.owner_in_scope(principal, "customer", User.id),
+        )
+    )
+    if allowed is None:
+        raise ValidationFailed(errors=[field_error("owner_id", "no such user in your data scope")])
+
+
+async def create_customer(
+    session: AsyncSession, principal: Principal, data: CustomerCreate
+) -> CustomerView:
+    if not principal.can("customer.create"):
+        raise Forbidden("requires permission customer.create")
+    owner_id = data.owner_id if data.owner_id is not None else principal.user_id
+    await _check_owner(session, principal, owner_id)
+    custom = config.validate_custom_values(
+        await config.custom_field_map(session), data.custom_fields
+    )
+    if not data.confirm_duplicate:
+        matches = await find_duplicates(
+            session, principal, name=data.name, phones=data.phones, email=data.email
+        )
+        if matches:
+            raise DuplicateCustomer(
+                f"{len(matches)} existing customer(s) look like this one; "
+                "send confirm_duplicate: true to create it anyway",
+                duplicates=matches,
+            )
+    now = utcnow()
+    fields = data.model_dump(exclude={"tag_ids", "custom_fields", "confirm_duplicate", "owner_id"})
+    customer = Customer(
+        **fields,
+        name_normalized=normalize_name(data.name),
+        email_normalized=normalize_email(data.email),
+        custom_fields=custom,
+        owner_id=owner_id,
+        owner_assigned_at=now,
+        created_by_id=principal.user_id,
+        deal_status="none",
+    )
+    session.add(customer)
+    await session.flush()
+    await _replace_phone_index(session, customer.id, customer.phones)
+    audit.record_event(
+        session,
+        actor_id=principal.user_id,
+        entity="customer",
+        entity_id=customer.id,
+        customer_id=customer.id,
+        action="created",
+        changes=audit.diff({}, audit.snapshot(customer, AUDITED_FIELDS)),
+    )
+    if data.tag_ids:
+        await set_tags(session, principal, customer, data.tag_ids)
+    await session.flush()
+    return await view_of(session, customer)
+
+
+def check_version(record: Any, expected: int) -> None:
+    if record.version != expected:
+        raise PreconditionFailed(
+            f"the record is at version {record.version}; reload it and apply your change again",
+            current_version=record.version,
+        )
+
+
+async def update_customer(
+    session: AsyncSession,
+    principal: Principal,
+    customer_id: int,
+    version: int,
+    data: CustomerUpdate,
+) -> CustomerView:
+    customer = await access.get_writable(session, principal, Customer, customer_id)
+    check_version(customer, version)
+    changes = data.model_dump(exclude_unset=True)
+    before = audit.snapshot(customer, AUDITED_FIELDS)
+    tag_ids = changes.pop("tag_ids", None)
+    if "custom_fields" in changes:
+        changes["custom_fields"] = config.validate_custom_values(
+            await config.custom_field_map(session),
+            changes["custom_fields"] or {},
+            current=customer.custom_fields,
+        )
+    for key, value in changes.items():
+        setattr(customer, key, value)
+    if "name" in changes:
+        customer.name_normalized = normalize_name(customer.name)
+    if "email" in changes:
+        customer.email_normalized = normalize_email(customer.email)
+    if "phones" in changes:
+        await _replace_phone_index(session, customer.id, customer.phones)
+    after = audit.snapshot(customer, AUDITED_FIELDS)
+    field_changes = audit.diff(before, after)
+    if tag_ids is not None:
+        await set_tags(session, principal, customer, tag_ids)
+    if field_changes:
+        audit.record_event(
+            session,
+            actor_id=principal.user_id,
+            entity="customer",
+            entity_id=customer.id,
+            customer_id=customer.id,
+            action="updated",
+            changes=field_changes,
+        )
+    if field_changes or tag_ids is not None:
+        customer.updated_at = utcnow()  # also bumps the version: tags are part of the record
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PreconditionFailed("the record changed while you were saving; reload it") from None
+    return await view_of(session, customer)
+
+
+async def delete_customer(
+    session: AsyncSession, principal: Principal, customer_id: int, version: int
+) -> None:
+    if not principal.can("customer.delete"):
+        # Readable records say 403; others stay 404 (get_writable decides which).
+        await access.get_readable(session, principal, Customer, customer_id)
+        raise Forbidden("requires permission customer.delete")
+    customer = await access.get_writable(session, principal, Customer, customer_id)
+    check_version(customer, version)
+    now = utcnow()
+    customer.deleted_at = now
+    customer.deleted_by_id = principal.user_id
+    audit.record_event(
+        session,
+        actor_id=principal.user_id,
+        entity="customer",
+        entity_id=customer.id,
+        customer_id=customer.id,
+        action="deleted",
+        changes={"deleted_at": {"before": None, "after": now.isoformat()}},
+    )
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PreconditionFailed(
+            "the record changed while you were deleting it; reload it"
+        ) from None
+
+
+async def timeline(
+    session: AsyncSession, principal: Principal, customer_id: int, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    await access.get_readable(session, principal, Customer, customer_id)
+    after = decode_cursor(cursor)
+    limit = max(1, min(limit, MAX_LIMIT))
+    events = await audit.customer_timeline(
+        session, customer_id, before_id=after.id if after else None, limit=limit + 1
+    )
+    more = len(events) > limit
+    events = events[:limit]
+    items = [
+        {
+            "id": e.id,
+            "at": e.at,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "changes": e.changes,
+            "actor": {"id": e.actor_id, "display_name": name} if e.actor_id is not None else None,
+        }
+        for e, name in events
+    ]
+    next_cursor = encode_cursor(None, events[-1][0].id) if more else None
+    return items, next_cursor
