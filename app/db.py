@@ -44,6 +44,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    deferred = conn.get_execution_options().get("sqlite_deferred", False)
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = {"sqlite_deferred": True}
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 10})
@@ -52,10 +60,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         # transaction takes the write lock up front and concurrent writers queue on busy_timeout
         # instead of failing on a lock upgrade (SQLAlchemy docs, "Serializable isolation /
         # Savepoints / Transactional DDL" for pysqlite). The embedded default serves small teams;
-        # production runs PostgreSQL.
-        event.listen(
-            engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        # production runs PostgreSQL. Read-only work (GET requests) opts into a deferred BEGIN
+        # with the ``sqlite_deferred`` execution option, so readers never queue behind writers.
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _no_autobegin(dbapi_connection: Any, _record: Any) -> None:

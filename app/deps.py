@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import Principal, load_principal
+from app.db import READ_ONLY
 from app.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unauthorized
 from app.security import InvalidToken, TokenSettings, decode_access_token
 
@@ -27,14 +28,18 @@ def get_token_settings(request: Request) -> TokenSettings:
 
 
 async def get_session(
+    request: Request,
     maker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
 ) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: committed when the handler returns, rolled back on error.
 
     Declared with ``scope="function"`` so the commit happens before the response is sent: a client
-    never sees success for a change that did not commit.
+    never sees success for a change that did not commit. Safe methods read without taking
+    SQLite's write lock (a no-op on PostgreSQL).
     """
     async with maker() as session, session.begin():
+        if request.method in ("GET", "HEAD"):
+            await session.connection(execution_options=READ_ONLY)
         yield session
 
 

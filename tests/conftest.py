@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import PROJECT_ROOT, Settings
-from app.db import Base, create_engine
+from app.db import READ_ONLY, Base, create_engine
 from app.main import create_app
 
 TEST_DB_URL = os.environ.get("KEHU_TEST_DATABASE_URL")
@@ -114,7 +114,11 @@ async def client(app: Any) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def db(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session for arranging and checking data directly (commit explicitly)."""
-    async with maker() as session:
+async def db(app: Any) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and checking data directly (commit explicitly).
+
+    Its transactions begin deferred on SQLite, so a test holding one open does not block the app.
+    """
+    engine = app.state.engine.execution_options(**READ_ONLY)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         yield session
