@@ -102,11 +102,13 @@ def parse_if_match(if_match: str | None) -> int:
 
 
 async def if_match_header(
+    _caller: CurrentPrincipal,
     if_match: Annotated[
         str | None,
         Header(description="The ETag from your last read; required, stale values get 412."),
     ] = None,
 ) -> int:
+    # Depending on the caller makes authentication answer first: 401 before 428.
     return parse_if_match(if_match)
 
 

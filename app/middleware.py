@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
@@ -137,16 +136,15 @@ class IdempotencyMiddleware:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        digest = hashlib.sha256()
-        for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode()):
-            digest.update(part.encode() + b"\0")
-        digest.update(body)
+        fingerprint = idempotency.request_fingerprint(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode(), body
+        )
 
         maker: async_sessionmaker[AsyncSession] = self._maker_getter()
         try:
             outcome = await idempotency.claim_or_replay(
                 maker, caller=caller, key=key, method=scope["method"], path=scope["path"],
-                request_hash=digest.hexdigest(), ttl=self.ttl, in_flight_timeout=self.in_flight,
+                request_hash=fingerprint, ttl=self.ttl, in_flight_timeout=self.in_flight,
             )
         except DomainError as error:
             await _send_plain(send, *_problem_response(error))

@@ -8,6 +8,7 @@ finished, its response is stored on the row and replayed for retries with the sa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,15 @@ from app.db import transaction
 from app.errors import IdempotencyInFlight, IdempotencyKeyReused
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
+
+
+def request_fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    """What makes two requests "the same" for a key: method, path, query string and body."""
+    digest = hashlib.sha256()
+    for part in (method, path, query):
+        digest.update(part.encode() + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
