@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -266,7 +266,7 @@ async def get_writable(
     record, can_write = row
     if not can_write:
         raise Forbidden(f"you may read but not change this {model.__name__.lower()}")
-    return record  # type: ignore[no-any-return]
+    return record
 
 
 async def readable_ids(
@@ -279,7 +279,3 @@ async def readable_ids(
         select(model.id).where(model.id.in_(ids), readable(principal, model))
     )
     return set(rows.all())
-
-
-def nothing() -> ColumnElement[bool]:
-    return false()

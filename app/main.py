@@ -35,7 +35,9 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def _problem(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -53,7 +55,9 @@ def install_handlers(app: FastAPI) -> None:
             "type": "https://kehu.dev/problems/validation-error",
             "title": "Invalid input",
             "status": 422,
-            "detail": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:500],
+            "detail": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[
+                :500
+            ],
             "instance": request.url.path,
             "errors": errors,
         }
@@ -109,7 +113,9 @@ class SPAStaticFiles(StaticFiles):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = create_engine(settings.database_url, echo=settings.db_echo, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url, echo=settings.db_echo, pool_size=settings.db_pool_size
+    )
     maker = create_sessionmaker(engine)
 
     @asynccontextmanager
@@ -122,7 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             access_ttl=dt.timedelta(minutes=settings.access_token_minutes),
             refresh_ttl=dt.timedelta(days=settings.refresh_token_days),
         )
-        log.info("kehu started", extra={"database": engine.url.render_as_string(hide_password=True)})
+        log.info(
+            "kehu started", extra={"database": engine.url.render_as_string(hide_password=True)}
+        )
         try:
             yield
         finally:
@@ -131,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Kehu CRM",
         version="0.1.0",
-        description="Mobile-first CRM: customers, pools, reminders, funnels and customer analytics. "
+        description="Mobile-first CRM: customers, pools, reminders, funnels, customer analytics. "
         "Errors are RFC 9457 problem details; lists page by cursor; writes take If-Match and "
         "Idempotency-Key. See docs/api.md.",
         openapi_url=f"{API_PREFIX}/openapi.json",

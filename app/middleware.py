@@ -67,7 +67,9 @@ def _problem_response(error: DomainError) -> tuple[int, list[tuple[bytes, bytes]
     return error.status, headers, body
 
 
-async def _send_plain(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def _send_plain(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -107,7 +109,11 @@ class IdempotencyMiddleware:
             return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/api/"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/api/")
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -143,8 +149,14 @@ class IdempotencyMiddleware:
         maker: async_sessionmaker[AsyncSession] = self._maker_getter()
         try:
             outcome = await idempotency.claim_or_replay(
-                maker, caller=caller, key=key, method=scope["method"], path=scope["path"],
-                request_hash=fingerprint, ttl=self.ttl, in_flight_timeout=self.in_flight,
+                maker,
+                caller=caller,
+                key=key,
+                method=scope["method"],
+                path=scope["path"],
+                request_hash=fingerprint,
+                ttl=self.ttl,
+                in_flight_timeout=self.in_flight,
             )
         except DomainError as error:
             await _send_plain(send, *_problem_response(error))

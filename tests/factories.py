@@ -18,7 +18,13 @@ PASSWORD = "correct horse battery"
 _PASSWORD_HASH = hash_password_sync(PASSWORD)
 _seq = itertools.count(1)
 
-ALL_PERMISSIONS = ["customer.create", "customer.update", "customer.delete", "config.manage", "org.manage"]
+ALL_PERMISSIONS = [
+    "customer.create",
+    "customer.update",
+    "customer.delete",
+    "config.manage",
+    "org.manage",
+]
 
 
 @dataclass
@@ -39,7 +45,9 @@ class Org:
     roles: dict[str, Role]
 
 
-async def make_department(session: AsyncSession, name: str, parent: Department | None = None) -> Department:
+async def make_department(
+    session: AsyncSession, name: str, parent: Department | None = None
+) -> Department:
     department = Department(name=name, parent_id=parent.id if parent else None)
     session.add(department)
     await session.flush()
@@ -75,7 +83,10 @@ async def make_org(maker: async_sessionmaker[AsyncSession]) -> Org:
         roles = {
             "admin": await make_role(session, "admin", ALL_PERMISSIONS, "all"),
             "manager": await make_role(
-                session, "manager", ["customer.create", "customer.update", "customer.delete"], "department_and_children"
+                session,
+                "manager",
+                ["customer.create", "customer.update", "customer.delete"],
+                "department_and_children",
             ),
             "rep": await make_role(session, "rep", ["customer.create", "customer.update"], "own"),
         }
@@ -121,7 +132,9 @@ async def make_customer(
         return customer
 
 
-async def make_contact(maker: async_sessionmaker[AsyncSession], customer: Customer, name: str, **fields: Any) -> Contact:
+async def make_contact(
+    maker: async_sessionmaker[AsyncSession], customer: Customer, name: str, **fields: Any
+) -> Contact:
     async with maker() as session, session.begin():
         contact = Contact(customer_id=customer.id, name=name, **fields)
         session.add(contact)
@@ -137,7 +150,11 @@ async def add_team_member(
     expires_at: dt.datetime | None = None,
 ) -> None:
     async with maker() as session, session.begin():
-        session.add(CustomerTeamMember(customer_id=customer.id, user_id=user.id, access=access, expires_at=expires_at))
+        session.add(
+            CustomerTeamMember(
+                customer_id=customer.id, user_id=user.id, access=access, expires_at=expires_at
+            )
+        )
 
 
 def auth(app: Any, user: User) -> dict[str, str]:

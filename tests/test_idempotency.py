@@ -19,7 +19,9 @@ async def org(maker):
 
 
 async def post(client, app, user, body, key):
-    return await client.post("/api/v1/customers", json=body, headers={**auth(app, user), "Idempotency-Key": key})
+    return await client.post(
+        "/api/v1/customers", json=body, headers={**auth(app, user), "Idempotency-Key": key}
+    )
 
 
 async def test_same_key_and_body_replays_the_stored_response(app, client, org, db):
@@ -52,15 +54,25 @@ async def test_key_in_flight_is_409(app, client, org, db):
     now = dt.datetime.now(dt.UTC)
     db.add(
         IdempotencyRecord(
-            caller=f"user:{org.rep_a.id}", key="busy", method="POST", path="/api/v1/customers",
+            caller=f"user:{org.rep_a.id}",
+            key="busy",
+            method="POST",
+            path="/api/v1/customers",
             request_hash=request_fingerprint("POST", "/api/v1/customers", "", body),
-            state="in_flight", created_at=now, expires_at=now + dt.timedelta(hours=1),
+            state="in_flight",
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=1),
         )
     )
     await db.commit()
     response = await client.post(
-        "/api/v1/customers", content=body,
-        headers={**auth(app, org.rep_a), "Idempotency-Key": "busy", "Content-Type": "application/json"},
+        "/api/v1/customers",
+        content=body,
+        headers={
+            **auth(app, org.rep_a),
+            "Idempotency-Key": "busy",
+            "Content-Type": "application/json",
+        },
     )
     assert response.status_code == 409
     assert response.json()["type"].endswith("/idempotency-in-flight")
@@ -68,7 +80,9 @@ async def test_key_in_flight_is_409(app, client, org, db):
 
 
 async def test_concurrent_requests_with_one_key_create_once(app, client, org, db):
-    results = await asyncio.gather(*(post(client, app, org.rep_a, {"name": "并发公司"}, "race") for _ in range(5)))
+    results = await asyncio.gather(
+        *(post(client, app, org.rep_a, {"name": "并发公司"}, "race") for _ in range(5))
+    )
     statuses = sorted(r.status_code for r in results)
     assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
     assert await db.scalar(select(func.count()).select_from(Customer)) == 1
@@ -88,7 +102,9 @@ async def test_stale_in_flight_claim_is_taken_over(app, client, org, db):
     assert first.status_code == 201
     # Simulate a process that died after claiming: the row is in flight and old.
     await db.execute(
-        update(IdempotencyRecord).values(state="in_flight", created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        update(IdempotencyRecord).values(
+            state="in_flight", created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        )
     )
     await db.commit()
     retry = await post(client, app, org.rep_a, {"name": "接管2"}, "stale")

@@ -1,4 +1,4 @@
-"""Platform: health probes, the OpenAPI document, migrations on an empty database (SPEC A1, A4, L3)."""
+"""Platform: health probes, OpenAPI document, migrations from empty (SPEC A1, A4, L3)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,14 @@ async def test_health_and_readiness(client):
 
 
 async def test_readiness_fails_without_database(tmp_path):
-    from app.config import Settings
-    from app.main import create_app
     from httpx import ASGITransport, AsyncClient
 
-    broken = create_app(Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", secret_key="k" * 40))
+    from app.config import Settings
+    from app.main import create_app
+
+    broken = create_app(
+        Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", secret_key="k" * 40)
+    )
     async with AsyncClient(transport=ASGITransport(app=broken), base_url="http://t") as http:
         response = await http.get("/readyz")
     assert response.status_code == 503
@@ -44,7 +47,9 @@ async def test_every_operation_is_documented(client):
             if path.startswith("/api/v1/") and path != "/api/v1/auth/token":
                 codes = operation["responses"]
                 assert "401" in codes and "422" in codes, (method, path)
-                assert codes["422"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+                assert codes["422"]["content"]["application/problem+json"]["schema"][
+                    "$ref"
+                ].endswith("/Problem")
     assert len(operation_ids) == len(set(operation_ids))
     assert "Problem" in document["components"]["schemas"]
 

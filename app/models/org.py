@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Column,
     ForeignKey,
     Index,
     Integer,
     String,
     Table,
-    Column,
     Text,
     UniqueConstraint,
 )

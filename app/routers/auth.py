@@ -47,7 +47,9 @@ async def login(
 
 
 @router.post("/auth/refresh", response_model=TokenOut, responses=problems())
-async def refresh_token(body: RefreshIn, maker: SessionMakerDep, tokens: TokenSettingsDep) -> TokenOut:
+async def refresh_token(
+    body: RefreshIn, maker: SessionMakerDep, tokens: TokenSettingsDep
+) -> TokenOut:
     """Exchange a refresh token for a new token pair (the old refresh token is spent)."""
     issued = await auth_service.rotate_refresh_token(maker, tokens, body.refresh_token)
     return TokenOut(

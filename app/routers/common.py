@@ -27,7 +27,9 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {
             "description": _DESCRIPTIONS[code],
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
         for code in wanted
     }
@@ -37,4 +39,9 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag_for(version)
 
 
-ETAG_HEADER = {"ETag": {"description": "Version of the record; send it back as If-Match.", "schema": {"type": "string"}}}
+ETAG_HEADER = {
+    "ETag": {
+        "description": "Version of the record; send it back as If-Match.",
+        "schema": {"type": "string"},
+    }
+}

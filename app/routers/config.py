@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
@@ -25,7 +25,7 @@ from app.services import config as service
 router = APIRouter(tags=["configuration"])
 Admin = Annotated[Principal, Depends(require("config.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
-WITH_ETAG = {200: {"headers": ETAG_HEADER}}
+WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
 
 
 @router.get("/custom-fields", response_model=list[CustomFieldOut], responses=problems())
@@ -34,23 +34,42 @@ async def list_custom_fields(_: CurrentPrincipal, session: SessionDep) -> list[C
     return [CustomFieldOut.model_validate(d) for d in await service.list_custom_fields(session)]
 
 
-@router.post("/custom-fields", response_model=CustomFieldOut, status_code=201, responses=problems(403, 409))
-async def create_custom_field(body: CustomFieldCreate, _: Admin, session: SessionDep) -> CustomFieldOut:
+@router.post(
+    "/custom-fields", response_model=CustomFieldOut, status_code=201, responses=problems(403, 409)
+)
+async def create_custom_field(
+    body: CustomFieldCreate, _: Admin, session: SessionDep
+) -> CustomFieldOut:
     """Define a custom field."""
     return CustomFieldOut.model_validate(await service.create_custom_field(session, body))
 
 
-@router.get("/custom-fields/{field_id}", response_model=CustomFieldOut, responses={**problems(404), **WITH_ETAG})
-async def get_custom_field(field_id: int, _: CurrentPrincipal, session: SessionDep, response: Response) -> CustomFieldOut:
+@router.get(
+    "/custom-fields/{field_id}",
+    response_model=CustomFieldOut,
+    responses={**problems(404), **WITH_ETAG},
+)
+async def get_custom_field(
+    field_id: int, _: CurrentPrincipal, session: SessionDep, response: Response
+) -> CustomFieldOut:
     """Read one custom field definition."""
     definition = await service.get_custom_field(session, field_id)
     set_etag(response, definition.version)
     return CustomFieldOut.model_validate(definition)
 
 
-@router.patch("/custom-fields/{field_id}", response_model=CustomFieldOut, responses=problems(403, 404, 412, 428))
+@router.patch(
+    "/custom-fields/{field_id}",
+    response_model=CustomFieldOut,
+    responses=problems(403, 404, 412, 428),
+)
 async def update_custom_field(
-    field_id: int, body: CustomFieldUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    field_id: int,
+    body: CustomFieldUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> CustomFieldOut:
     """Change a custom field's label, options, required flag or position."""
     definition = await service.update_custom_field(session, field_id, version, body)
@@ -58,8 +77,12 @@ async def update_custom_field(
     return CustomFieldOut.model_validate(definition)
 
 
-@router.delete("/custom-fields/{field_id}", status_code=NO_CONTENT, responses=problems(403, 404, 412, 428))
-async def delete_custom_field(field_id: int, version: IfMatch, _: Admin, session: SessionDep) -> Response:
+@router.delete(
+    "/custom-fields/{field_id}", status_code=NO_CONTENT, responses=problems(403, 404, 412, 428)
+)
+async def delete_custom_field(
+    field_id: int, version: IfMatch, _: Admin, session: SessionDep
+) -> Response:
     """Remove a custom field definition."""
     await service.delete_custom_field(session, field_id, version)
     return Response(status_code=NO_CONTENT)
@@ -67,8 +90,13 @@ async def delete_custom_field(field_id: int, version: IfMatch, _: Admin, session
 
 def _group_out(group: object, tags: list[object]) -> TagGroupOut:
     return TagGroupOut.model_validate(
-        {**{k: getattr(group, k) for k in ("id", "name", "color", "exclusive", "position", "version")},
-         "tags": [TagBrief.model_validate(t) for t in tags]}
+        {
+            **{
+                k: getattr(group, k)
+                for k in ("id", "name", "color", "exclusive", "position", "version")
+            },
+            "tags": [TagBrief.model_validate(t) for t in tags],
+        }
     )
 
 
@@ -78,23 +106,38 @@ async def list_tag_groups(_: CurrentPrincipal, session: SessionDep) -> list[TagG
     return [_group_out(g, list(tags)) for g, tags in await service.list_tag_groups(session)]
 
 
-@router.post("/tag-groups", response_model=TagGroupOut, status_code=201, responses=problems(403, 409))
+@router.post(
+    "/tag-groups", response_model=TagGroupOut, status_code=201, responses=problems(403, 409)
+)
 async def create_tag_group(body: TagGroupCreate, _: Admin, session: SessionDep) -> TagGroupOut:
     """Create a tag group."""
     return _group_out(await service.create_tag_group(session, body), [])
 
 
-@router.get("/tag-groups/{group_id}", response_model=TagGroupOut, responses={**problems(404), **WITH_ETAG})
-async def get_tag_group(group_id: int, _: CurrentPrincipal, session: SessionDep, response: Response) -> TagGroupOut:
+@router.get(
+    "/tag-groups/{group_id}", response_model=TagGroupOut, responses={**problems(404), **WITH_ETAG}
+)
+async def get_tag_group(
+    group_id: int, _: CurrentPrincipal, session: SessionDep, response: Response
+) -> TagGroupOut:
     """Read one tag group with its tags."""
     group = await service.get_tag_group(session, group_id)
     set_etag(response, group.version)
     return _group_out(group, list(await service.list_tags(session, group_id)))
 
 
-@router.patch("/tag-groups/{group_id}", response_model=TagGroupOut, responses=problems(403, 404, 409, 412, 428))
+@router.patch(
+    "/tag-groups/{group_id}",
+    response_model=TagGroupOut,
+    responses=problems(403, 404, 409, 412, 428),
+)
 async def update_tag_group(
-    group_id: int, body: TagGroupUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    group_id: int,
+    body: TagGroupUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> TagGroupOut:
     """Rename or reorder a tag group, or change its colour or exclusivity."""
     group = await service.update_tag_group(session, group_id, version, body)
@@ -102,8 +145,12 @@ async def update_tag_group(
     return _group_out(group, list(await service.list_tags(session, group_id)))
 
 
-@router.delete("/tag-groups/{group_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428))
-async def delete_tag_group(group_id: int, version: IfMatch, _: Admin, session: SessionDep) -> Response:
+@router.delete(
+    "/tag-groups/{group_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428)
+)
+async def delete_tag_group(
+    group_id: int, version: IfMatch, _: Admin, session: SessionDep
+) -> Response:
     """Delete an empty tag group."""
     await service.delete_tag_group(session, group_id, version)
     return Response(status_code=NO_CONTENT)
@@ -124,16 +171,25 @@ async def create_tag(body: TagCreate, _: Admin, session: SessionDep) -> TagBrief
 
 
 @router.get("/tags/{tag_id}", response_model=TagBrief, responses={**problems(404), **WITH_ETAG})
-async def get_tag(tag_id: int, _: CurrentPrincipal, session: SessionDep, response: Response) -> TagBrief:
+async def get_tag(
+    tag_id: int, _: CurrentPrincipal, session: SessionDep, response: Response
+) -> TagBrief:
     """Read one tag."""
     tag = await service.get_tag(session, tag_id)
     set_etag(response, tag.version)
     return TagBrief.model_validate(tag)
 
 
-@router.patch("/tags/{tag_id}", response_model=TagBrief, responses=problems(403, 404, 409, 412, 428))
+@router.patch(
+    "/tags/{tag_id}", response_model=TagBrief, responses=problems(403, 404, 409, 412, 428)
+)
 async def update_tag(
-    tag_id: int, body: TagUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    tag_id: int,
+    body: TagUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> TagBrief:
     """Rename or reorder a tag."""
     tag = await service.update_tag(session, tag_id, version, body)
@@ -141,7 +197,9 @@ async def update_tag(
     return TagBrief.model_validate(tag)
 
 
-@router.delete("/tags/{tag_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428))
+@router.delete(
+    "/tags/{tag_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428)
+)
 async def delete_tag(tag_id: int, version: IfMatch, _: Admin, session: SessionDep) -> Response:
     """Delete a tag that was never assigned."""
     await service.delete_tag(session, tag_id, version)

@@ -12,7 +12,11 @@ from app.services import contacts as service
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
 
-@router.get("/{contact_id}", response_model=ContactOut, responses={**problems(404), 200: {"headers": ETAG_HEADER}})
+@router.get(
+    "/{contact_id}",
+    response_model=ContactOut,
+    responses={**problems(404), 200: {"headers": ETAG_HEADER}},
+)
 async def get_contact(
     contact_id: int, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> ContactOut:
@@ -41,7 +45,9 @@ async def update_contact(
     return ContactOut.model_validate(contact)
 
 
-@router.delete("/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(403, 404, 412, 428))
+@router.delete(
+    "/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(403, 404, 412, 428)
+)
 async def delete_contact(
     contact_id: int, version: IfMatch, principal: CurrentPrincipal, session: SessionDep
 ) -> Response:

@@ -31,8 +31,17 @@ from app.services.customers import SORT_CHOICES, CustomerQuery
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 SortKey = Literal[
-    "created_at", "-created_at", "updated_at", "-updated_at", "name", "-name",
-    "last_follow_up_at", "-last_follow_up_at", "next_follow_up_at", "-next_follow_up_at", "distance",
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "name",
+    "-name",
+    "last_follow_up_at",
+    "-last_follow_up_at",
+    "next_follow_up_at",
+    "-next_follow_up_at",
+    "distance",
 ]
 assert set(SortKey.__args__) == {*SORT_CHOICES, "distance"}  # type: ignore[attr-defined]
 
@@ -59,7 +68,9 @@ def _parse_near(near: str | None) -> tuple[float, float] | None:
 
 async def customer_query(
     request: Request,
-    q: Annotated[str | None, Query(max_length=100, description="Search name, phones and contact names.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="Search name, phones and contact names.")
+    ] = None,
     kind: Kind | None = None,
     level: Annotated[list[Level], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
     industry: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
@@ -70,23 +81,31 @@ async def customer_query(
     gender: Gender | None = None,
     owner_id: int | None = None,
     department_id: int | None = None,
-    tag_id: Annotated[list[int], Query(max_length=20, description="Every tag given must be on the customer.")] = [],  # noqa: B006
+    tag_id: Annotated[
+        list[int], Query(max_length=20, description="Every tag given must be on the customer.")
+    ] = [],  # noqa: B006
     created_from: dt.datetime | None = None,
     created_to: dt.datetime | None = None,
     last_follow_up_from: dt.datetime | None = None,
     last_follow_up_to: dt.datetime | None = None,
     next_follow_up_from: dt.datetime | None = None,
     next_follow_up_to: dt.datetime | None = None,
-    near: Annotated[str | None, Query(description="`lat,lng`: only customers within `radius_km`, nearest first.")] = None,
+    near: Annotated[
+        str | None,
+        Query(description="`lat,lng`: only customers within `radius_km`, nearest first."),
+    ] = None,
     radius_km: Annotated[float, Query(gt=0, le=200)] = 5.0,
     sort: SortKey | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> CustomerQuery:
     for name, value in (
-        ("created_from", created_from), ("created_to", created_to),
-        ("last_follow_up_from", last_follow_up_from), ("last_follow_up_to", last_follow_up_to),
-        ("next_follow_up_from", next_follow_up_from), ("next_follow_up_to", next_follow_up_to),
+        ("created_from", created_from),
+        ("created_to", created_to),
+        ("last_follow_up_from", last_follow_up_from),
+        ("last_follow_up_to", last_follow_up_to),
+        ("next_follow_up_from", next_follow_up_from),
+        ("next_follow_up_to", next_follow_up_to),
     ):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(errors=[field_error(name, "give a time zone", where="query")])
@@ -95,13 +114,30 @@ async def customer_query(
         raise ValidationFailed(errors=[field_error("sort", "distance needs near", where="query")])
     custom = {k[3:]: v for k, v in request.query_params.items() if k.startswith("cf.")}
     return CustomerQuery(
-        q=q, kind=kind, level=list(level), industry=industry, source=source, province=province,
-        city=city, deal_status=deal_status, gender=gender, owner_id=owner_id,
-        department_id=department_id, tag_id=tag_id, created_from=created_from,
-        created_to=created_to, last_follow_up_from=last_follow_up_from,
-        last_follow_up_to=last_follow_up_to, next_follow_up_from=next_follow_up_from,
-        next_follow_up_to=next_follow_up_to, near=near_point, radius_km=radius_km, custom=custom,
-        sort=sort, limit=limit, cursor=cursor,
+        q=q,
+        kind=kind,
+        level=list(level),
+        industry=industry,
+        source=source,
+        province=province,
+        city=city,
+        deal_status=deal_status,
+        gender=gender,
+        owner_id=owner_id,
+        department_id=department_id,
+        tag_id=tag_id,
+        created_from=created_from,
+        created_to=created_to,
+        last_follow_up_from=last_follow_up_from,
+        last_follow_up_to=last_follow_up_to,
+        next_follow_up_from=next_follow_up_from,
+        next_follow_up_to=next_follow_up_to,
+        near=near_point,
+        radius_km=radius_km,
+        custom=custom,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -109,10 +145,13 @@ async def customer_query(
     "",
     response_model=Page[CustomerOut],
     responses=problems(),
-    description="Customers in your data scope, filtered, sorted and paged by cursor." + CUSTOM_FILTER_DOC,
+    description="Customers in your data scope, filtered, sorted and paged by cursor."
+    + CUSTOM_FILTER_DOC,
 )
 async def list_customers(
-    principal: CurrentPrincipal, session: SessionDep, query: Annotated[CustomerQuery, Depends(customer_query)]
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    query: Annotated[CustomerQuery, Depends(customer_query)],
 ) -> Page[CustomerOut]:
     """List and search customers."""
     views, next_cursor = await service.list_customers(session, principal, query)
@@ -134,7 +173,9 @@ async def check_customer_duplicates(
     name: Annotated[str | None, Query(max_length=200)] = None,
     phone: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006
     email: Annotated[str | None, Query(max_length=254)] = None,
-    exclude_id: Annotated[int | None, Query(description="Ignore this customer (the one being edited).")] = None,
+    exclude_id: Annotated[
+        int | None, Query(description="Ignore this customer (the one being edited).")
+    ] = None,
 ) -> DuplicateCheckOut:
     """Find existing customers that look like the one being entered."""
     matches = await service.find_duplicates(
@@ -159,7 +200,11 @@ async def create_customer(
     return CustomerOut.model_validate(view.as_dict())
 
 
-@router.get("/{customer_id}", response_model=CustomerOut, responses={**problems(404), 200: {"headers": ETAG_HEADER}})
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerOut,
+    responses={**problems(404), 200: {"headers": ETAG_HEADER}},
+)
 async def get_customer(
     customer_id: int, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> CustomerOut:
@@ -199,7 +244,9 @@ async def delete_customer(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{customer_id}/timeline", response_model=Page[TimelineEventOut], responses=problems(404))
+@router.get(
+    "/{customer_id}/timeline", response_model=Page[TimelineEventOut], responses=problems(404)
+)
 async def customer_timeline(
     customer_id: int,
     principal: CurrentPrincipal,
@@ -208,7 +255,9 @@ async def customer_timeline(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[TimelineEventOut]:
     """Every change to the customer and its contacts, newest first."""
-    items, next_cursor = await service.timeline(session, principal, customer_id, cursor=cursor, limit=limit)
+    items, next_cursor = await service.timeline(
+        session, principal, customer_id, cursor=cursor, limit=limit
+    )
     return Page[TimelineEventOut](
         items=[TimelineEventOut.model_validate(i) for i in items], next_cursor=next_cursor
     )

@@ -24,5 +24,7 @@ async def readyz(maker: SessionMakerDep) -> JSONResponse:
         async with maker() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "database": type(exc).__name__}, status_code=503
+        )
     return JSONResponse({"status": "ok", "database": "ok"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
@@ -27,16 +27,28 @@ from app.services import org as service
 router = APIRouter(tags=["organisation"])
 Admin = Annotated[Principal, Depends(require("org.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
-WITH_ETAG = {200: {"headers": ETAG_HEADER}}
+WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
 
 
 def _user_out(user: User) -> UserOut:
     return UserOut.model_validate(
         {
-            **{k: getattr(user, k) for k in (
-                "id", "username", "display_name", "email", "phone", "department_id", "is_active",
-                "locale", "timezone", "created_at", "version",
-            )},
+            **{
+                k: getattr(user, k)
+                for k in (
+                    "id",
+                    "username",
+                    "display_name",
+                    "email",
+                    "phone",
+                    "department_id",
+                    "is_active",
+                    "locale",
+                    "timezone",
+                    "created_at",
+                    "version",
+                )
+            },
             "roles": [RoleRef(id=r.id, name=r.name) for r in user.roles],
         }
     )
@@ -54,7 +66,9 @@ async def create_user(body: UserCreate, _: Admin, session: SessionDep) -> UserOu
     return _user_out(await service.create_user(session, body))
 
 
-@router.get("/users/{user_id}", response_model=UserOut, responses={**problems(403, 404), **WITH_ETAG})
+@router.get(
+    "/users/{user_id}", response_model=UserOut, responses={**problems(403, 404), **WITH_ETAG}
+)
 async def get_user(user_id: int, _: Admin, session: SessionDep, response: Response) -> UserOut:
     """Read one user."""
     user = await service.get_user(session, user_id)
@@ -62,9 +76,16 @@ async def get_user(user_id: int, _: Admin, session: SessionDep, response: Respon
     return _user_out(user)
 
 
-@router.patch("/users/{user_id}", response_model=UserOut, responses=problems(403, 404, 409, 412, 428))
+@router.patch(
+    "/users/{user_id}", response_model=UserOut, responses=problems(403, 404, 409, 412, 428)
+)
 async def update_user(
-    user_id: int, body: UserUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    user_id: int,
+    body: UserUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> UserOut:
     """Change a user: profile, password, department, roles, active flag."""
     user = await service.update_user(session, user_id, version, body)
@@ -84,17 +105,32 @@ async def create_department(body: DepartmentCreate, _: Admin, session: SessionDe
     return DepartmentOut.model_validate(await service.create_department(session, body))
 
 
-@router.get("/departments/{department_id}", response_model=DepartmentOut, responses={**problems(403, 404), **WITH_ETAG})
-async def get_department(department_id: int, _: Admin, session: SessionDep, response: Response) -> DepartmentOut:
+@router.get(
+    "/departments/{department_id}",
+    response_model=DepartmentOut,
+    responses={**problems(403, 404), **WITH_ETAG},
+)
+async def get_department(
+    department_id: int, _: Admin, session: SessionDep, response: Response
+) -> DepartmentOut:
     """Read one department."""
     department = await service.get_department(session, department_id)
     set_etag(response, department.version)
     return DepartmentOut.model_validate(department)
 
 
-@router.patch("/departments/{department_id}", response_model=DepartmentOut, responses=problems(403, 404, 412, 428))
+@router.patch(
+    "/departments/{department_id}",
+    response_model=DepartmentOut,
+    responses=problems(403, 404, 412, 428),
+)
 async def update_department(
-    department_id: int, body: DepartmentUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    department_id: int,
+    body: DepartmentUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> DepartmentOut:
     """Rename, move or change the manager of a department."""
     department = await service.update_department(session, department_id, version, body)
@@ -102,8 +138,14 @@ async def update_department(
     return DepartmentOut.model_validate(department)
 
 
-@router.delete("/departments/{department_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428))
-async def delete_department(department_id: int, version: IfMatch, _: Admin, session: SessionDep) -> Response:
+@router.delete(
+    "/departments/{department_id}",
+    status_code=NO_CONTENT,
+    responses=problems(403, 404, 409, 412, 428),
+)
+async def delete_department(
+    department_id: int, version: IfMatch, _: Admin, session: SessionDep
+) -> Response:
     """Delete an empty department."""
     await service.delete_department(session, department_id, version)
     return Response(status_code=NO_CONTENT)
@@ -121,7 +163,9 @@ async def create_role(body: RoleCreate, _: Admin, session: SessionDep) -> RoleOu
     return RoleOut.model_validate(await service.create_role(session, body))
 
 
-@router.get("/roles/{role_id}", response_model=RoleOut, responses={**problems(403, 404), **WITH_ETAG})
+@router.get(
+    "/roles/{role_id}", response_model=RoleOut, responses={**problems(403, 404), **WITH_ETAG}
+)
 async def get_role(role_id: int, _: Admin, session: SessionDep, response: Response) -> RoleOut:
     """Read one role."""
     role = await service.get_role(session, role_id)
@@ -129,9 +173,16 @@ async def get_role(role_id: int, _: Admin, session: SessionDep, response: Respon
     return RoleOut.model_validate(role)
 
 
-@router.patch("/roles/{role_id}", response_model=RoleOut, responses=problems(403, 404, 409, 412, 428))
+@router.patch(
+    "/roles/{role_id}", response_model=RoleOut, responses=problems(403, 404, 409, 412, 428)
+)
 async def update_role(
-    role_id: int, body: RoleUpdate, version: IfMatch, _: Admin, session: SessionDep, response: Response
+    role_id: int,
+    body: RoleUpdate,
+    version: IfMatch,
+    _: Admin,
+    session: SessionDep,
+    response: Response,
 ) -> RoleOut:
     """Change a role's name, permissions or scopes."""
     role = await service.update_role(session, role_id, version, body)
@@ -139,7 +190,9 @@ async def update_role(
     return RoleOut.model_validate(role)
 
 
-@router.delete("/roles/{role_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428))
+@router.delete(
+    "/roles/{role_id}", status_code=NO_CONTENT, responses=problems(403, 404, 409, 412, 428)
+)
 async def delete_role(role_id: int, version: IfMatch, _: Admin, session: SessionDep) -> Response:
     """Delete an unused role."""
     await service.delete_role(session, role_id, version)

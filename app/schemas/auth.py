@@ -7,7 +7,7 @@ from app.schemas.common import InputModel, OutputModel
 
 class TokenOut(OutputModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105  (the OAuth2 token type, not a secret)
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str
 

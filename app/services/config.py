@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed, field_error
+from app.errors import Conflict, NotFound, ValidationFailed, field_error
 from app.models import CustomerTag, CustomFieldDefinition, Tag, TagGroup
 from app.schemas.config import (
     SELECT_TYPES,
@@ -21,6 +21,7 @@ from app.schemas.config import (
     TagGroupUpdate,
     TagUpdate,
 )
+from app.services.versions import check_version
 
 MAX_TEXT = 1000
 
@@ -70,16 +71,11 @@ async def get_custom_field(session: AsyncSession, field_id: int) -> CustomFieldD
     return definition
 
 
-def _check_version(record: Any, version: int) -> None:
-    if record.version != version:
-        raise PreconditionFailed(f"current version is {record.version}, you sent {version}")
-
-
 async def update_custom_field(
     session: AsyncSession, field_id: int, version: int, data: CustomFieldUpdate
 ) -> CustomFieldDefinition:
     definition = await get_custom_field(session, field_id)
-    _check_version(definition, version)
+    check_version(definition, version)
     changes = data.model_dump(exclude_unset=True)
     if "options" in changes:
         options = changes["options"] or []
@@ -98,9 +94,9 @@ async def update_custom_field(
 
 
 async def delete_custom_field(session: AsyncSession, field_id: int, version: int) -> None:
-    """Remove the definition. Stored values stay in the records (history) but are no longer shown."""
+    """Remove the definition; stored values stay in the records but are no longer shown."""
     definition = await get_custom_field(session, field_id)
-    _check_version(definition, version)
+    check_version(definition, version)
     await session.delete(definition)
     await session.flush()
 
@@ -211,7 +207,7 @@ async def update_tag_group(
     session: AsyncSession, group_id: int, version: int, data: TagGroupUpdate
 ) -> TagGroup:
     group = await get_tag_group(session, group_id)
-    _check_version(group, version)
+    check_version(group, version)
     changes = data.model_dump(exclude_unset=True)
     if (
         changes.get("name")
@@ -231,7 +227,7 @@ async def update_tag_group(
 
 async def delete_tag_group(session: AsyncSession, group_id: int, version: int) -> None:
     group = await get_tag_group(session, group_id)
-    _check_version(group, version)
+    check_version(group, version)
     if await session.scalar(select(func.count(Tag.id)).where(Tag.group_id == group_id)):
         raise Conflict("delete the group's tags first")
     await session.delete(group)
@@ -269,7 +265,7 @@ async def create_tag(session: AsyncSession, data: TagCreate) -> Tag:
 
 async def update_tag(session: AsyncSession, tag_id: int, version: int, data: TagUpdate) -> Tag:
     tag = await get_tag(session, tag_id)
-    _check_version(tag, version)
+    check_version(tag, version)
     changes = data.model_dump(exclude_unset=True)
     if (
         changes.get("name")
@@ -292,7 +288,7 @@ async def update_tag(session: AsyncSession, tag_id: int, version: int, data: Tag
 async def delete_tag(session: AsyncSession, tag_id: int, version: int) -> None:
     """Refused while the tag was ever assigned: its history feeds past personas."""
     tag = await get_tag(session, tag_id)
-    _check_version(tag, version)
+    check_version(tag, version)
     if await session.scalar(select(CustomerTag.id).where(CustomerTag.tag_id == tag_id).limit(1)):
         raise Conflict("this tag has been assigned to customers; its history must stay")
     await session.delete(tag)

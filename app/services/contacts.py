@@ -6,16 +6,14 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from app import access
 from app.access import Principal
-from app.errors import PreconditionFailed
 from app.models import Contact, Customer, CustomerPhone
 from app.models.base import utcnow
 from app.schemas.customer import ContactCreate, ContactUpdate
 from app.services import audit
-from app.services.customers import check_version
+from app.services.versions import check_version, flush_versioned
 
 AUDITED_FIELDS = ("name", "title", "phones", "email", "wechat", "is_primary", "birth_date", "notes")
 
@@ -87,10 +85,7 @@ async def update_contact(
             action="contact_updated",
             changes=field_changes,
         )
-    try:
-        await session.flush()
-    except StaleDataError:
-        raise PreconditionFailed("the contact changed while you were saving; reload it") from None
+    await flush_versioned(session)
     return contact
 
 
@@ -111,7 +106,4 @@ async def delete_contact(
         action="contact_deleted",
         changes={"name": {"before": contact.name, "after": None}},
     )
-    try:
-        await session.flush()
-    except StaleDataError:
-        raise PreconditionFailed("the contact changed while you were deleting it") from None
+    await flush_versioned(session)

@@ -21,20 +21,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.exc import StaleDataError
 
 from app import access
 from app.access import Principal
 from app.errors import (
     DuplicateCustomer,
     Forbidden,
-    PreconditionFailed,
     ValidationFailed,
     field_error,
 )
 from app.models import Contact, Customer, CustomerPhone, CustomerTag, Tag, TagGroup, User
 from app.models.base import utcnow
-from app.schemas.customer import CustomerCreate, CustomerUpdate
+from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
 from app.services import audit, config
 from app.services.normalize import (
     mask_email,
@@ -46,6 +44,7 @@ from app.services.normalize import (
     normalize_phone,
 )
 from app.services.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset_after, order_by
+from app.services.versions import check_version, flush_versioned
 
 # Columns recorded field by field in the audit trail.
 AUDITED_FIELDS = (
@@ -70,6 +69,10 @@ AUDITED_FIELDS = (
     "next_follow_up_at",
     "custom_fields",
 )
+# Response fields read straight from the row (the rest are computed in CustomerView).
+_ROW_FIELDS = tuple(
+    f for f in CustomerOut.model_fields if f not in ("owner", "tags", "distance_km")
+)
 NAME_SIMILARITY_THRESHOLD = 0.8
 MAX_DUPLICATE_MATCHES = 10
 NAME_CANDIDATES = 500
@@ -89,35 +92,7 @@ class CustomerView:
 
     def as_dict(self) -> dict[str, Any]:
         c = self.customer
-        data = {
-            name: getattr(c, name)
-            for name in (
-                "id",
-                "name",
-                "kind",
-                "phones",
-                "email",
-                "province",
-                "city",
-                "address",
-                "lat",
-                "lng",
-                "industry",
-                "source",
-                "level",
-                "gender",
-                "birth_date",
-                "notes",
-                "deal_status",
-                "signed_at",
-                "last_follow_up_at",
-                "next_follow_up_at",
-                "custom_fields",
-                "version",
-                "created_at",
-                "updated_at",
-            )
-        }
+        data = {name: getattr(c, name) for name in _ROW_FIELDS}
         data["owner"] = (
             {"id": c.owner_id, "display_name": self.owner_name} if c.owner_id is not None else None
         )
@@ -280,11 +255,10 @@ def _custom_condition(dialect: str, definition: Any, op: str, raw: str) -> Colum
             return type_coerce(Customer.custom_fields, JSONB).contains({key: [value]})
         each = func.json_each(Customer.custom_fields, f'$."{key}"').table_valued("value")
         return exists(select(literal_column("1")).select_from(each).where(each.c.value == value))
-    if op == "min":
-        return column >= value
-    if op == "max":
-        return column <= value
-    return column == value
+    condition: ColumnElement[bool] = (
+        column >= value if op == "min" else column <= value if op == "max" else column == value
+    )
+    return condition
 
 
 async def list_customers(
@@ -297,6 +271,7 @@ async def list_customers(
     ]
     if query.q and query.q.strip():
         conditions.append(_search_condition(query.q.strip()))
+    column: Any
     for column, values in (
         (Customer.level, query.level),
         (Customer.industry, query.industry),
@@ -306,6 +281,7 @@ async def list_customers(
     ):
         if values:
             conditions.append(column.in_(values))
+    value: Any
     for column, value in (
         (Customer.kind, query.kind),
         (Customer.deal_status, query.deal_status),
@@ -326,6 +302,8 @@ async def list_customers(
                 CustomerTag.removed_at.is_(None),
             )
         )
+    low: Any
+    high: Any
     for column, low, high in (
         (Customer.created_at, query.created_from, query.created_to),
         (Customer.last_follow_up_at, query.last_follow_up_from, query.last_follow_up_to),
@@ -427,7 +405,7 @@ async def facets(session: AsyncSession, principal: Principal) -> dict[str, list[
         values = await session.scalars(
             select(column).where(*base, column.is_not(None)).distinct().order_by(column).limit(500)
         )
-        result[key] = list(values.all())
+        result[key] = [v for v in values.all() if v is not None]
     return result
 
 
@@ -546,7 +524,7 @@ async def _replace_phone_index(
 async def set_tags(
     session: AsyncSession, principal: Principal, customer: Customer, tag_ids: Sequence[int]
 ) -> None:
-    """Make the customer's current tags exactly ``tag_ids``; history rows are closed, not deleted."""
+    """Make the current tags exactly ``tag_ids``; history rows are closed, never deleted."""
     wanted = list(dict.fromkeys(tag_ids))
     known = await config.tags_by_id(session, wanted)
     missing = [t for t in wanted if t not in known]
@@ -678,14 +656,6 @@ async def create_customer(
     return await view_of(session, customer)
 
 
-def check_version(record: Any, expected: int) -> None:
-    if record.version != expected:
-        raise PreconditionFailed(
-            f"the record is at version {record.version}; reload it and apply your change again",
-            current_version=record.version,
-        )
-
-
 async def update_customer(
     session: AsyncSession,
     principal: Principal,
@@ -728,10 +698,7 @@ async def update_customer(
         )
     if field_changes or tag_ids is not None:
         customer.updated_at = utcnow()  # also bumps the version: tags are part of the record
-    try:
-        await session.flush()
-    except StaleDataError:
-        raise PreconditionFailed("the record changed while you were saving; reload it") from None
+    await flush_versioned(session)
     return await view_of(session, customer)
 
 
@@ -756,12 +723,7 @@ async def delete_customer(
         action="deleted",
         changes={"deleted_at": {"before": None, "after": now.isoformat()}},
     )
-    try:
-        await session.flush()
-    except StaleDataError:
-        raise PreconditionFailed(
-            "the record changed while you were deleting it; reload it"
-        ) from None
+    await flush_versioned(session)
 
 
 async def timeline(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -64,8 +63,14 @@ async def claim_or_replay(
         try:
             async with transaction(maker) as session:
                 record = IdempotencyRecord(
-                    caller=caller, key=key, method=method, path=path, request_hash=request_hash,
-                    state="in_flight", created_at=now, expires_at=now + ttl,
+                    caller=caller,
+                    key=key,
+                    method=method,
+                    path=path,
+                    request_hash=request_hash,
+                    state="in_flight",
+                    created_at=now,
+                    expires_at=now + ttl,
                 )
                 session.add(record)
                 await session.flush()
@@ -81,7 +86,9 @@ async def claim_or_replay(
             if existing is None:
                 continue  # expired and purged in between; claim again
             if existing.expires_at <= now:
-                await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
+                await session.execute(
+                    delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id)
+                )
                 continue
             if existing.request_hash != request_hash:
                 raise IdempotencyKeyReused(
@@ -95,10 +102,15 @@ async def claim_or_replay(
                     (existing.response_body or "").encode(),
                 )
             if existing.created_at > now - in_flight_timeout:
-                raise IdempotencyInFlight("the first request with this key is still being processed")
+                raise IdempotencyInFlight(
+                    "the first request with this key is still being processed"
+                )
             taken = await session.execute(
                 update(IdempotencyRecord)
-                .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.created_at == existing.created_at)
+                .where(
+                    IdempotencyRecord.id == existing.id,
+                    IdempotencyRecord.created_at == existing.created_at,
+                )
                 .values(created_at=now)
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
@@ -125,7 +137,9 @@ async def store_response(
 async def release(maker: async_sessionmaker[AsyncSession], claim: Claim) -> None:
     """Forget a claim whose request failed on our side, so the client may retry with the key."""
     async with transaction(maker) as session:
-        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
+        await session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id)
+        )
 
 
 async def purge_expired(maker: async_sessionmaker[AsyncSession]) -> int:
@@ -134,5 +148,3 @@ async def purge_expired(maker: async_sessionmaker[AsyncSession]) -> int:
             delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow())
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-

@@ -92,7 +92,7 @@ def mask_email(email: str | None) -> str | None:
 
 
 def mask_name(name: str) -> str:
-    """Keep just enough to recognise: ``杭州青禾科技有限公司`` → ``杭州******公司``, ``张伟`` → ``张*``."""
+    """Keep just enough to recognise: ``杭州青禾科技有限公司`` → ``杭州******公司``."""
     if len(name) <= 3:
         return name[:1] + "*" * (len(name) - 1)
     keep = 2 if len(name) >= 6 else 1

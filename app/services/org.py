@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import String, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed, field_error
+from app.errors import Conflict, NotFound, ValidationFailed, field_error
 from app.models import Customer, Department, RefreshToken, Role, User, user_roles
 from app.models.base import utcnow
 from app.schemas.org import (
@@ -20,12 +18,7 @@ from app.schemas.org import (
     UserUpdate,
 )
 from app.security import hash_password
-
-
-def _check_version(record: Any, version: int) -> None:
-    if record.version != version:
-        raise PreconditionFailed(f"current version is {record.version}, you sent {version}")
-
+from app.services.versions import check_version
 
 # --- departments -------------------------------------------------------------------------------
 
@@ -67,7 +60,7 @@ async def update_department(
     session: AsyncSession, department_id: int, version: int, data: DepartmentUpdate
 ) -> Department:
     department = await get_department(session, department_id)
-    _check_version(department, version)
+    check_version(department, version)
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes:
         if changes["name"] is None:
@@ -94,7 +87,9 @@ async def update_department(
         await session.execute(
             update(Department)
             .where(Department.path.startswith(old_path, autoescape=True))
-            .values(path=literal(new_path, String) + func.substr(Department.path, len(old_path) + 1))
+            .values(
+                path=literal(new_path, String) + func.substr(Department.path, len(old_path) + 1)
+            )
             .execution_options(synchronize_session=False)
         )
         department.parent_id = changes["parent_id"]
@@ -105,7 +100,7 @@ async def update_department(
 
 async def delete_department(session: AsyncSession, department_id: int, version: int) -> None:
     department = await get_department(session, department_id)
-    _check_version(department, version)
+    check_version(department, version)
     if await session.scalar(select(func.count()).where(Department.parent_id == department_id)):
         raise Conflict("the department has sub-departments")
     if await session.scalar(select(func.count()).where(User.department_id == department_id)):
@@ -144,14 +139,16 @@ async def create_role(session: AsyncSession, data: RoleCreate) -> Role:
 
 async def update_role(session: AsyncSession, role_id: int, version: int, data: RoleUpdate) -> Role:
     role = await get_role(session, role_id)
-    _check_version(role, version)
+    check_version(role, version)
     changes = data.model_dump(exclude_unset=True)
     for key, value in changes.items():
         if value is None:
             raise ValidationFailed(errors=[field_error(key, "cannot be null")])
     if "name" in changes and changes["name"] != role.name:
         if await session.scalar(select(Role.id).where(Role.name == changes["name"])) is not None:
-            raise Conflict(f"role {changes['name']!r} exists", errors=[field_error("name", "taken")])
+            raise Conflict(
+                f"role {changes['name']!r} exists", errors=[field_error("name", "taken")]
+            )
         role.name = changes["name"]
     if "description" in changes:
         role.description = changes["description"]
@@ -165,7 +162,7 @@ async def update_role(session: AsyncSession, role_id: int, version: int, data: R
 
 async def delete_role(session: AsyncSession, role_id: int, version: int) -> None:
     role = await get_role(session, role_id)
-    _check_version(role, version)
+    check_version(role, version)
     if role.is_system:
         raise Conflict("built-in roles cannot be deleted")
     if await session.scalar(select(func.count()).where(user_roles.c.role_id == role_id)):
@@ -223,7 +220,7 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
 
 async def update_user(session: AsyncSession, user_id: int, version: int, data: UserUpdate) -> User:
     user = await get_user(session, user_id)
-    _check_version(user, version)
+    check_version(user, version)
     changes = data.model_dump(exclude_unset=True)
     for key in ("display_name", "password", "role_ids", "is_active", "locale", "timezone"):
         if key in changes and changes[key] is None:

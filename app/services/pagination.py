@@ -58,7 +58,7 @@ def decode_cursor(raw: str | None) -> Cursor | None:
 
 def keyset_after(
     expr: ColumnElement[Any],
-    id_col: ColumnElement[Any],
+    id_col: Any,
     cursor: Cursor,
     *,
     descending: bool,
@@ -80,8 +80,8 @@ def keyset_after(
 
 
 def order_by(
-    expr: ColumnElement[Any], id_col: ColumnElement[Any], *, descending: bool, nullable: bool
-) -> list[ColumnElement[Any]]:
+    expr: ColumnElement[Any], id_col: Any, *, descending: bool, nullable: bool
+) -> list[Any]:
     """``expr [DESC], id [DESC]``, with NULLs of a nullable ``expr`` last in both directions."""
     keys = [
         expr.desc() if descending else expr.asc(),

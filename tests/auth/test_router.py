@@ -16,7 +16,9 @@ from tests.factories import PASSWORD, auth, make_org
 
 
 async def login(client, username, password=PASSWORD, ip=None):
-    return await client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    return await client.post(
+        "/api/v1/auth/token", data={"username": username, "password": password}
+    )
 
 
 async def test_login_returns_access_and_refresh_tokens(app, client, maker):
@@ -27,7 +29,10 @@ async def test_login_returns_access_and_refresh_tokens(app, client, maker):
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 15 * 60
     claims = jwt.decode(
-        body["access_token"], app.state.token_settings.secret, algorithms=["HS256"], audience="kehu-api"
+        body["access_token"],
+        app.state.token_settings.secret,
+        algorithms=["HS256"],
+        audience="kehu-api",
     )
     assert claims["sub"] == str(org.rep_a.id) and claims["iss"] == "kehu"
     assert claims["exp"] - claims["iat"] == 15 * 60
@@ -92,23 +97,35 @@ async def test_inactive_user_cannot_log_in(client, maker, db):
 async def test_refresh_rotates_the_token(client, maker):
     await make_org(maker)
     first = (await login(client, "rep_a")).json()
-    second = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    second = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert second.status_code == 200
     assert second.json()["refresh_token"] != first["refresh_token"]
-    third = await client.post("/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    third = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]}
+    )
     assert third.status_code == 200
 
 
 async def test_reusing_a_rotated_refresh_token_revokes_the_chain(client, maker, db):
     await make_org(maker)
     first = (await login(client, "rep_a")).json()
-    second = (await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
-    replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    second = (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    replay = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert replay.status_code == 401
     # the legitimate newest token died with the chain
-    after = await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    after = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
     assert after.status_code == 401
-    live = await db.scalar(select(func.count()).select_from(RefreshToken).where(RefreshToken.revoked_at.is_(None)))
+    live = await db.scalar(
+        select(func.count()).select_from(RefreshToken).where(RefreshToken.revoked_at.is_(None))
+    )
     assert live == 0
 
 
@@ -117,13 +134,17 @@ async def test_logout_revokes_the_refresh_token(client, maker):
     tokens = (await login(client, "rep_a")).json()
     out = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
     assert out.status_code == 204
-    again = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    again = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
     assert again.status_code == 401
 
 
 async def test_refresh_rejects_unknown_token_and_bad_body(client, maker):
     await make_org(maker)
-    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": "made-up"})).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": "made-up"})
+    ).status_code == 401
     bad = await client.post("/api/v1/auth/refresh", json={"refresh_token": "x", "extra": 1})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["loc"] == ["body", "extra"]
@@ -143,8 +164,12 @@ def _forge(app, **overrides):
     settings = app.state.token_settings
     now = dt.datetime.now(dt.UTC)
     claims = {
-        "sub": "1", "iss": settings.issuer, "aud": settings.audience, "typ": "access",
-        "iat": int(now.timestamp()), "exp": int((now + dt.timedelta(minutes=5)).timestamp()),
+        "sub": "1",
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + dt.timedelta(minutes=5)).timestamp()),
     }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
@@ -153,7 +178,17 @@ def _forge(app, **overrides):
 
 @pytest.mark.parametrize(
     "case",
-    ["expired", "wrong_audience", "wrong_issuer", "no_exp", "tampered", "alg_none", "other_key", "garbage", "refresh_as_access"],
+    [
+        "expired",
+        "wrong_audience",
+        "wrong_issuer",
+        "no_exp",
+        "tampered",
+        "alg_none",
+        "other_key",
+        "garbage",
+        "refresh_as_access",
+    ],
 )
 async def test_bad_tokens_get_401(app, client, maker, case):
     org = await make_org(maker)
@@ -176,15 +211,36 @@ async def test_bad_tokens_get_401(app, client, maker, case):
         token = f"{header}.{forged}.{signature}"
     elif case == "alg_none":
         header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').decode().rstrip("=")
-        payload = base64.urlsafe_b64encode(
-            json.dumps({"sub": sub, "iss": "kehu", "aud": "kehu-api", "iat": int(now.timestamp()),
-                        "exp": int(now.timestamp()) + 300, "typ": "access"}).encode()
-        ).decode().rstrip("=")
+        payload = (
+            base64.urlsafe_b64encode(
+                json.dumps(
+                    {
+                        "sub": sub,
+                        "iss": "kehu",
+                        "aud": "kehu-api",
+                        "iat": int(now.timestamp()),
+                        "exp": int(now.timestamp()) + 300,
+                        "typ": "access",
+                    }
+                ).encode()
+            )
+            .decode()
+            .rstrip("=")
+        )
         token = f"{header}.{payload}."
     elif case == "other_key":
-        token = jwt.encode({"sub": sub, "iss": "kehu", "aud": "kehu-api", "typ": "access",
-                            "iat": int(now.timestamp()), "exp": int(now.timestamp()) + 300},
-                           "another-secret-key-that-is-long-enough-000", algorithm="HS256")
+        token = jwt.encode(
+            {
+                "sub": sub,
+                "iss": "kehu",
+                "aud": "kehu-api",
+                "typ": "access",
+                "iat": int(now.timestamp()),
+                "exp": int(now.timestamp()) + 300,
+            },
+            "another-secret-key-that-is-long-enough-000",
+            algorithm="HS256",
+        )
     elif case == "garbage":
         token = "not-a-jwt"
     else:

@@ -99,7 +99,9 @@ async def test_expired_team_membership_grants_nothing(app, client, maker, world)
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     await add_team_member(maker, customers["b"], org.rep_a, "write", expires_at=past)
     assert await visible_ids(app, client, org.rep_a) == {customers["a"].id}
-    response = await client.get(f"/api/v1/customers/{customers['b'].id}", headers=auth(app, org.rep_a))
+    response = await client.get(
+        f"/api/v1/customers/{customers['b'].id}", headers=auth(app, org.rep_a)
+    )
     assert response.status_code == 404
 
 
@@ -144,44 +146,62 @@ async def test_contact_outside_scope_is_404_and_unchanged(app, client, db, world
 
 
 @pytest.mark.parametrize(("who", "target"), [("rep_a", "a"), ("mgr_east", "c"), ("admin", "d")])
-async def test_customer_inside_scope_can_be_read_edited_and_deleted(app, client, world, who, target):
+async def test_customer_inside_scope_can_be_read_edited_and_deleted(
+    app, client, world, who, target
+):
     org, customers, contacts = world
     user = getattr(org, who)
     url = f"/api/v1/customers/{customers[target].id}"
     read = await client.get(url, headers=auth(app, user))
     assert read.status_code == 200
-    patch = await client.patch(url, json={"city": "杭州市"}, headers={**auth(app, user), "If-Match": read.headers["ETag"]})
+    patch = await client.patch(
+        url, json={"city": "杭州市"}, headers={**auth(app, user), "If-Match": read.headers["ETag"]}
+    )
     assert patch.status_code == 200
     contact = await client.get(f"/api/v1/contacts/{contacts[target].id}", headers=auth(app, user))
     assert contact.status_code == 200
     if user.username == "rep_a":  # reps may not delete
-        deleted = await client.delete(url, headers={**auth(app, user), "If-Match": patch.headers["ETag"]})
+        deleted = await client.delete(
+            url, headers={**auth(app, user), "If-Match": patch.headers["ETag"]}
+        )
         assert deleted.status_code == 403
     else:
-        deleted = await client.delete(url, headers={**auth(app, user), "If-Match": patch.headers["ETag"]})
+        deleted = await client.delete(
+            url, headers={**auth(app, user), "If-Match": patch.headers["ETag"]}
+        )
         assert deleted.status_code == 204
         assert (await client.get(url, headers=auth(app, user))).status_code == 404
 
 
 async def test_search_and_duplicates_respect_scope(app, client, world):
     org, customers, _ = world
-    found = await client.get("/api/v1/customers", params={"q": "乙公司"}, headers=auth(app, org.rep_a))
+    found = await client.get(
+        "/api/v1/customers", params={"q": "乙公司"}, headers=auth(app, org.rep_a)
+    )
     assert found.json()["items"] == []
-    dupes = await client.get("/api/v1/customers/duplicates", params={"name": "乙公司"}, headers=auth(app, org.rep_a))
+    dupes = await client.get(
+        "/api/v1/customers/duplicates", params={"name": "乙公司"}, headers=auth(app, org.rep_a)
+    )
     [match] = dupes.json()["matches"]
     assert match["visible"] is False and match["id"] is None and match["name"] != "乙公司"
-    own = await client.get("/api/v1/customers/duplicates", params={"name": "乙公司"}, headers=auth(app, org.rep_b))
+    own = await client.get(
+        "/api/v1/customers/duplicates", params={"name": "乙公司"}, headers=auth(app, org.rep_b)
+    )
     assert own.json()["matches"][0]["id"] == customers["b"].id
 
 
 async def test_rep_cannot_assign_new_customer_to_someone_outside_scope(app, client, world, db):
     org, _, _ = world
     response = await client.post(
-        "/api/v1/customers", json={"name": "新客户", "owner_id": org.rep_b.id}, headers=auth(app, org.rep_a)
+        "/api/v1/customers",
+        json={"name": "新客户", "owner_id": org.rep_b.id},
+        headers=auth(app, org.rep_a),
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "owner_id"]
     manager = await client.post(
-        "/api/v1/customers", json={"name": "新客户", "owner_id": org.rep_b.id}, headers=auth(app, org.mgr_east)
+        "/api/v1/customers",
+        json={"name": "新客户", "owner_id": org.rep_b.id},
+        headers=auth(app, org.mgr_east),
     )
     assert manager.status_code == 201 and manager.json()["owner"]["id"] == org.rep_b.id
