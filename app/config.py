@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 24
     idempotency_in_flight_seconds: int = 60
     password_hash_threads: int = 4
+    max_body_bytes: int = 1_048_576
     spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
     scheduler_enabled: bool = True
     log_level: str = "INFO"

@@ -85,6 +85,10 @@ class PreconditionFailed(DomainError):
     status, slug, title = 412, "precondition-failed", "The record changed since it was read"
 
 
+class PayloadTooLarge(DomainError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
 class PreconditionRequired(DomainError):
     status, slug, title = 428, "precondition-required", "If-Match header required"
 

@@ -21,7 +21,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, DomainError, problem_for_status
 from app.logs import configure_logging
-from app.middleware import IdempotencyMiddleware, RequestLogMiddleware
+from app.middleware import BodySizeLimitMiddleware, IdempotencyMiddleware, RequestLogMiddleware
 from app.routers import auth, config, contacts, customers, health, org
 from app.security import TokenSettings
 from app.services.auth import ensure_secret_key
@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens_getter=lambda: app.state.token_settings,
         settings=settings,
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
 
     if (settings.spa_dir / "index.html").is_file():

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
-from app.errors import PROBLEM_MEDIA_TYPE, DomainError, ValidationFailed, field_error
+from app.errors import (
+    PROBLEM_MEDIA_TYPE,
+    DomainError,
+    PayloadTooLarge,
+    ValidationFailed,
+    field_error,
+)
 from app.security import InvalidToken, TokenSettings, decode_access_token
 from app.services import idempotency
 
@@ -58,6 +64,44 @@ class RequestLogMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with a 413 problem before the app reads them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_large = PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_plain(send, *_problem_response(too_large))
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _send_plain(send, *_problem_response(too_large))
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 def _problem_response(error: DomainError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

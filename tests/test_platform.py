@@ -115,3 +115,23 @@ def test_migrations_upgrade_and_downgrade_on_postgresql():
     asyncio.run(create_db())
     reset_schema(scratch)
     _migrate_round_trip(scratch)
+
+
+async def test_oversized_body_is_refused_with_413(app, client, maker):
+    from tests.factories import auth, make_org
+
+    org = await make_org(maker)
+    huge = '{"name": "' + "x" * 1_100_000 + '"}'
+    response = await client.post(
+        "/api/v1/customers",
+        content=huge,
+        headers={**auth(app, org.rep_a), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["type"].endswith("/payload-too-large")
+
+
+async def test_request_id_is_echoed(client):
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc123"})
+    assert response.headers["X-Request-ID"] == "abc123"
+    assert len((await client.get("/healthz")).headers["X-Request-ID"]) == 32
