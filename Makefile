@@ -57,7 +57,7 @@ chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else \
 	    echo "chromium not found: the browser tests (tests/e2e) will be skipped"; \
 	  fi; \
@@ -68,7 +68,7 @@ lint: backend frontend
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
-	KEHU_DATABASE_URL=sqlite+aiosqlite:///$$(mktemp -d)/check.db bash -c '$(BIN)/alembic upgrade head -q >/dev/null && $(BIN)/alembic check'
+	KEHU_DATABASE_URL=sqlite+aiosqlite:///$$(mktemp -d)/check.db bash -c '$(BIN)/alembic -q upgrade head && $(BIN)/alembic -q check'
 	cd frontend && npm run --silent check:api
 
 check-api: backend frontend

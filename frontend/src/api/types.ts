@@ -1,0 +1,22 @@
+/** Friendly names for the generated OpenAPI types used by the screens. */
+import type { components } from './schema'
+
+type Schemas = components['schemas']
+
+export type Me = Schemas['MeOut']
+export type TokenOut = Schemas['TokenOut']
+export type Customer = Schemas['CustomerOut']
+export type CustomerPage = Schemas['Page_CustomerOut_']
+export type CustomerCreate = Schemas['CustomerCreate']
+export type CustomerUpdate = Schemas['CustomerUpdate']
+export type CustomerTag = Customer['tags'][number]
+export type DuplicateMatch = Schemas['DuplicateMatch']
+export type Facets = Schemas['FacetsOut']
+export type TimelineEvent = Schemas['TimelineEventOut']
+export type Contact = Schemas['ContactOut']
+export type ContactCreate = Schemas['ContactCreate']
+export type CustomField = Schemas['CustomFieldOut']
+export type TagGroup = Schemas['TagGroupOut']
+
+export type CustomFieldType = CustomField['type']
+export type CustomFieldValue = string | number | string[] | null

@@ -1,0 +1,59 @@
+import { createRouter, createWebHistory, type RouteLocationRaw } from 'vue-router'
+import { isLoggedIn } from '@/api/tokens'
+import { loadMe, me } from '@/stores/session'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** Reachable without a session. */
+    public?: boolean
+    /** Shows the bottom tab bar. */
+    tabbar?: boolean
+  }
+}
+
+export const router = createRouter({
+  history: createWebHistory('/'),
+  routes: [
+    { path: '/', redirect: '/customers' },
+    { path: '/login', name: 'login', component: () => import('@/views/LoginView.vue'), meta: { public: true } },
+    {
+      path: '/customers',
+      name: 'customers',
+      component: () => import('@/views/CustomerListView.vue'),
+      meta: { tabbar: true },
+    },
+    { path: '/customers/new', name: 'customer-new', component: () => import('@/views/CustomerFormView.vue') },
+    {
+      path: '/customers/:id(\\d+)',
+      name: 'customer',
+      component: () => import('@/views/CustomerDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    {
+      path: '/customers/:id(\\d+)/edit',
+      name: 'customer-edit',
+      component: () => import('@/views/CustomerFormView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/me', name: 'me', component: () => import('@/views/MeView.vue'), meta: { tabbar: true } },
+    { path: '/:pathMatch(.*)*', redirect: '/customers' },
+  ],
+})
+
+router.beforeEach(async (to): Promise<RouteLocationRaw | true> => {
+  if (!to.meta.public && !isLoggedIn.value) {
+    return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  if (to.name === 'login' && isLoggedIn.value) return { name: 'customers' }
+  if (isLoggedIn.value && !me.value) {
+    // the profile (permissions) once per page load; a failure is handled by the screens
+    await loadMe().catch(() => undefined)
+    if (!isLoggedIn.value && !to.meta.public) return { name: 'login', query: { redirect: to.fullPath } }
+  }
+  return true
+})
+
+/** Where to go after logging in: a same-app path only (no open redirect). */
+export function redirectTarget(raw: unknown): string {
+  return typeof raw === 'string' && raw.startsWith('/') && !raw.startsWith('//') ? raw : '/customers'
+}

@@ -1,0 +1,34 @@
+import { ref } from 'vue'
+import { fetchMe, logout as apiLogout } from '@/api/endpoints'
+import { tokens } from '@/api/tokens'
+import type { Me } from '@/api/types'
+
+export const me = ref<Me | null>(null)
+
+export async function loadMe(force = false): Promise<Me> {
+  if (me.value && !force) return me.value
+  me.value = await fetchMe()
+  return me.value
+}
+
+/**
+ * Whether the user's roles grant a permission (e.g. `customer.delete`). Only hides actions the
+ * server would refuse anyway; false until the profile is loaded.
+ */
+export function can(permission: string): boolean {
+  return me.value?.permissions.includes(permission) ?? false
+}
+
+/** Revoke the refresh token (best effort) and forget everything about the user. */
+export async function signOut(): Promise<void> {
+  const refresh = tokens.refresh
+  if (refresh) {
+    try {
+      await apiLogout(refresh)
+    } catch {
+      // the token is dropped locally either way
+    }
+  }
+  tokens.clear()
+  me.value = null
+}

@@ -1,0 +1,59 @@
+import { currentLocale } from '@/i18n'
+
+function toDate(value: string | null | undefined): Date | null {
+  if (!value) return null
+  const d = new Date(value)
+  return Number.isNaN(d.getTime()) ? null : d
+}
+
+export function formatDate(value: string | null | undefined): string {
+  const d = toDate(value)
+  if (!d) return ''
+  // plain dates (YYYY-MM-DD) are shown as they are, with no time zone shift
+  if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value)) return value
+  return new Intl.DateTimeFormat(currentLocale(), { year: 'numeric', month: '2-digit', day: '2-digit' }).format(d)
+}
+
+export function formatDateTime(value: string | null | undefined): string {
+  const d = toDate(value)
+  if (!d) return ''
+  return new Intl.DateTimeFormat(currentLocale(), {
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+  }).format(d)
+}
+
+/** "3 days ago" / "3 天前". */
+export function formatRelative(value: string | null | undefined, now: Date = new Date()): string {
+  const d = toDate(value)
+  if (!d) return ''
+  const seconds = Math.round((d.getTime() - now.getTime()) / 1000)
+  const abs = Math.abs(seconds)
+  const rtf = new Intl.RelativeTimeFormat(currentLocale(), { numeric: 'auto' })
+  if (abs < 60) return rtf.format(seconds, 'second')
+  if (abs < 3600) return rtf.format(Math.round(seconds / 60), 'minute')
+  if (abs < 86400) return rtf.format(Math.round(seconds / 3600), 'hour')
+  if (abs < 86400 * 30) return rtf.format(Math.round(seconds / 86400), 'day')
+  return formatDate(value)
+}
+
+export function formatKm(km: number | null | undefined): string {
+  if (km === null || km === undefined) return ''
+  return km < 10 ? km.toFixed(1) : Math.round(km).toString()
+}
+
+/** `2024-05-01` from a Date, in local time (for date pickers). */
+export function isoDate(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+}
+
+export function levelTagType(level: string | null | undefined): 'danger' | 'warning' | 'primary' | 'default' {
+  if (level === 'A') return 'danger'
+  if (level === 'B') return 'warning'
+  if (level === 'C') return 'primary'
+  return 'default'
+}

@@ -1,0 +1,266 @@
+"""Browser tests: the real app (migrated + demo data, temp SQLite) driven by Debian's Chromium.
+
+Skipped with a reason when /usr/bin/chromium, the built SPA (frontend/dist) or the Python
+`playwright` package is missing. Never runs `playwright install`: the browser is the system one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_DIR = Path(__file__).resolve().parent
+CHROMIUM = Path("/usr/bin/chromium")
+DIST_INDEX = ROOT / "frontend" / "dist" / "index.html"
+SCREENSHOTS = E2E_DIR / "screenshots"
+PASSWORD = "demo1234"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+
+
+def _missing_reason() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if not DIST_INDEX.exists():
+        return f"{DIST_INDEX.relative_to(ROOT)} is missing (cd frontend && npm ci && npm run build)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python playwright package is not installed"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _missing_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"e2e: {reason}")
+    for item in items:
+        if Path(str(item.fspath)).resolve().is_relative_to(E2E_DIR):
+            item.add_marker(skip)
+
+
+def _kehu_command() -> list[str]:
+    for candidate in (ROOT / ".venv" / "bin" / "kehu", Path(sys.executable).parent / "kehu"):
+        if candidate.exists():
+            return [str(candidate)]
+    found = shutil.which("kehu")
+    return [found] if found else [sys.executable, "-m", "app.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate a fresh SQLite file, load the demo data, serve the app on a free port."""
+    tmp = tmp_path_factory.mktemp("kehu-e2e")
+    env = {
+        **os.environ,
+        "KEHU_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'e2e.db'}",
+        "KEHU_SCHEDULER_ENABLED": "false",
+        "KEHU_LOG_JSON": "false",
+    }
+    kehu = _kehu_command()
+    for step in (["migrate"], ["seed-demo"]):
+        done = subprocess.run(  # noqa: S603 (our own CLI, fixed arguments)
+            [*kehu, *step],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            command = " ".join(step)
+            pytest.fail(
+                f"`kehu {command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
+
+    port = _free_port()
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
+            [*kehu, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def server_log() -> str:
+        return log_path.read_text(errors="replace")[-4000:]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the app exited with {server.returncode}:\n{server_log()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the app did not answer /healthz in 60 s:\n{server_log()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables() -> None:
+    """Overrides tests/conftest.py's async table cleaner: these tests talk to their own server
+    process, and Playwright's sync API cannot share the thread with pytest-asyncio's loop."""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Module scope: Playwright's sync API keeps an event loop marked running in this thread while
+    it is open, which would break async tests that run after this module in the same session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def context(browser: Any, app_url: str) -> Iterator[Any]:
+    """A fresh phone-sized browser context (no stored tokens), Chinese UI."""
+    ctx = browser.new_context(
+        base_url=app_url, locale="zh-CN", timezone_id="Asia/Shanghai", **PHONE
+    )
+    ctx.set_default_timeout(15_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Iterator[Any]:
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def shot() -> Any:
+    """shot(page, name) saves tests/e2e/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    def take(pg: Any, name: str, *, full_page: bool = False) -> Path:
+        pg.wait_for_timeout(400)  # let Vant's 300 ms transitions (tabs, dialogs, popups) finish
+        path = SCREENSHOTS / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return take
+
+
+class Api:
+    """A small API client for arranging test data (logged in as one demo user)."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        self.client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=30)
+        res = self.client.post("/auth/token", data={"username": username, "password": PASSWORD})
+        res.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {res.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        res = self.client.get(path, params=params)
+        res.raise_for_status()
+        return res.json()
+
+    def create_customer(self, **fields: Any) -> Any:
+        body = {
+            "name": f"接口创建{uuid.uuid4().hex[:6]}贸易公司",
+            "confirm_duplicate": True,
+            **fields,
+        }
+        res = self.client.post(
+            "/customers", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
+        res.raise_for_status()
+        return res.json()
+
+    def patch_customer(self, customer_id: int, **fields: Any) -> Any:
+        etag = self.client.get(f"/customers/{customer_id}").headers["ETag"]
+        res = self.client.patch(
+            f"/customers/{customer_id}", json=fields, headers={"If-Match": etag}
+        )
+        res.raise_for_status()
+        return res.json()
+
+
+@pytest.fixture(scope="session")
+def rep1_api(app_url: str) -> Iterator[Api]:
+    api = Api(app_url, "rep1")
+    try:
+        yield api
+    finally:
+        api.client.close()
+
+
+def _login(page: Any, username: str = "rep1", password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_test_id("login-username").locator("input").fill(username)
+    page.get_by_test_id("login-password").locator("input").fill(password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/customers")
+    page.get_by_test_id("customer-row").first.wait_for()
+
+
+@pytest.fixture
+def login() -> Any:
+    """login(page, username) signs in through the login screen and waits for the list."""
+    return _login
+
+
+@pytest.fixture
+def rep1_page(page: Any) -> Any:
+    """A page logged in as rep1 through the login screen, on the customer list."""
+    _login(page, "rep1")
+    return page
