@@ -83,7 +83,7 @@ async function fetchWithRefresh(request: Request): Promise<Response> {
   try {
     response = await fetch(request)
   } catch (cause) {
-    throw ApiError.network(cause)
+    throw ApiError.network(cause, request.url)
   }
   if (response.status !== 401 || authCall || !spare) return response
   if (hadToken && (await refreshSession())) {
@@ -91,7 +91,7 @@ async function fetchWithRefresh(request: Request): Promise<Response> {
     try {
       response = await fetch(spare)
     } catch (cause) {
-      throw ApiError.network(cause)
+      throw ApiError.network(cause, request.url)
     }
     if (response.status !== 401) return response
   }

@@ -1,19 +1,11 @@
 import { showFailToast } from 'vant'
+import { ApiError, fieldName, type FieldError } from '@/api/errors'
+import { describeFieldError, describeProblem, summarizeFieldErrors } from './problems'
 import { i18n } from '@/i18n'
-import { ApiError } from '@/api/errors'
 
-/** The message a person should read for a failed call. */
+/** The message a person should read for a failed call (see `describeProblem`). */
 export function errorMessage(err: unknown): string {
-  const t = i18n.global.t
-  if (err instanceof ApiError) {
-    if (err.status === 0) return t('errors.network')
-    if (err.status === 412) return t('errors.stale')
-    if (err.status === 429 && !err.detail && err.retryAfter !== null) return t('errors.tooMany', { seconds: err.retryAfter })
-    if (err.detail) return err.detail
-    if (err.status === 404) return t('errors.notFound')
-    if (err.title && err.title !== 'network-error') return err.title
-  }
-  return t('errors.generic')
+  return describeProblem(err)
 }
 
 export function showError(err: unknown): void {
@@ -22,4 +14,30 @@ export function showError(err: unknown): void {
 
 export function isStale(err: unknown): boolean {
   return err instanceof ApiError && err.status === 412
+}
+
+/**
+ * A failed form submit. Field errors of fields the form shows come back as `{field: message}` for
+ * the fields' `error-message`, with a toast pointing at them; the rest (errors about other fields
+ * or the whole body, any other problem) is toasted.
+ */
+export function formErrors(
+  err: unknown,
+  shows: (field: string) => boolean,
+  entity: 'customer' | 'contact' = 'customer',
+): Record<string, string> {
+  if (!(err instanceof ApiError) || !err.errors.length) {
+    showError(err)
+    return {}
+  }
+  const placed: Record<string, string> = {}
+  const elsewhere: FieldError[] = []
+  for (const e of err.errors) {
+    const name = fieldName(e)
+    if (name === null || !shows(name)) elsewhere.push(e)
+    else if (!(name in placed)) placed[name] = describeFieldError(e, undefined, entity)
+  }
+  const message = elsewhere.length ? summarizeFieldErrors(elsewhere, undefined, entity) : i18n.global.t('errors.fixFields')
+  showFailToast({ message, wordBreak: 'break-word' })
+  return placed
 }
