@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -38,6 +38,9 @@ class DataScope(StrEnum):
 
 
 _SCOPE_RANK = {s: i for i, s in enumerate(DataScope)}
+
+# At most this many team-member customer ids are inlined into a principal's filters.
+TEAM_IDS_INLINE_LIMIT = 500
 
 # Entities that carry a data scope in a role.
 SCOPED_ENTITIES = ("customer",)
@@ -65,6 +68,11 @@ class Principal:
     permissions: frozenset[str]
     scopes: Mapping[str, DataScope] = field(default_factory=dict)
     role_ids: tuple[int, ...] = ()
+    # Customers shared with the caller as a team member (unexpired), loaded with the principal so
+    # scope filters stay index-friendly (``owner_id = ? OR id IN (1, 2, 3)``). None when there are
+    # more than TEAM_IDS_INLINE_LIMIT: the filters then fall back to a sub-select.
+    team_read_ids: frozenset[int] | None = frozenset()
+    team_write_ids: frozenset[int] | None = frozenset()
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -114,6 +122,17 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
             await session.scalars(select(Department.path).where(Department.manager_id == user_id))
         ).all()
     )
+    memberships = (
+        await session.execute(
+            select(CustomerTeamMember.customer_id, CustomerTeamMember.access)
+            .where(CustomerTeamMember.user_id == user_id, _unexpired(utcnow()))
+            .limit(TEAM_IDS_INLINE_LIMIT + 1)
+        )
+    ).all()
+    team_read: frozenset[int] | None = frozenset(cid for cid, _ in memberships)
+    team_write: frozenset[int] | None = frozenset(cid for cid, a in memberships if a == "write")
+    if len(memberships) > TEAM_IDS_INLINE_LIMIT:
+        team_read = team_write = None
     permissions = frozenset(p for role in roles for p in (role.permissions or []))
     return Principal(
         user_id=user.id,
@@ -125,6 +144,8 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
         permissions=permissions,
         scopes=effective_scopes(roles),
         role_ids=tuple(r.id for r in roles),
+        team_read_ids=team_read,
+        team_write_ids=team_write,
     )
 
 
@@ -161,15 +182,21 @@ def owner_in_scope(
     return or_(own, owner_col.in_(_users_in_subtrees([principal.department_path])))
 
 
+def _unexpired(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now)
+
+
 def _team_member(principal: Principal, *, write: bool, now: dt.datetime) -> ColumnElement[bool]:
-    conditions = [
-        CustomerTeamMember.customer_id == Customer.id,
-        CustomerTeamMember.user_id == principal.user_id,
-        or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now),
-    ]
+    """Customers the caller is an unexpired team member of (with write access if asked)."""
+    inline = principal.team_write_ids if write else principal.team_read_ids
+    if inline is not None:
+        return Customer.id.in_(sorted(inline)) if inline else false()
+    members = select(CustomerTeamMember.customer_id).where(
+        CustomerTeamMember.user_id == principal.user_id, _unexpired(now)
+    )
     if write:
-        conditions.append(CustomerTeamMember.access == "write")
-    return exists().where(*conditions)
+        members = members.where(CustomerTeamMember.access == "write")
+    return Customer.id.in_(members)
 
 
 def _customer_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:

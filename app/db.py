@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Index, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,6 +27,17 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def postgresql_only(index: Index) -> Index:
+    """Mark an index as PostgreSQL-only (e.g. GIN trigram): not created, nor expected, on SQLite."""
+    index.info["postgresql_only"] = True
+    return index.ddl_if(dialect="postgresql")
+
+
+def include_in_autogenerate(obj: Any, type_: str, dialect: str) -> bool:
+    """Alembic ``include_object`` rule: PostgreSQL-only indexes do not exist elsewhere."""
+    return not (type_ == "index" and obj.info.get("postgresql_only") and dialect != "postgresql")
 
 
 def is_sqlite(url: str) -> bool:

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 import app.models  # noqa: F401
-from app.db import Base, create_engine
+from app.db import Base, create_engine, include_in_autogenerate
 from tests.conftest import TEST_DB_URL, alembic_config
 
 
@@ -67,7 +67,17 @@ def _migrate_round_trip(url: str) -> None:
         engine = create_engine(url)
         async with engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(
+                        sync,
+                        opts={
+                            "include_object": lambda obj, _n, type_, _r, _o: (
+                                include_in_autogenerate(obj, type_, sync.dialect.name)
+                            )
+                        },
+                    ),
+                    Base.metadata,
+                )
             )
             tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         await engine.dispose()

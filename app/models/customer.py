@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base
+from app.db import Base, postgresql_only
 from app.models.base import JSONType, TimestampMixin, UTCDateTime, VersionedMixin, utcnow
 from app.models.org import User
 
@@ -40,6 +40,32 @@ class Customer(TimestampMixin, VersionedMixin, Base):
         Index("ix_customers_owner_live", "owner_id", "deleted_at"),
         Index("ix_customers_location", "lat", "lng"),
         Index("ix_customers_created", "created_at", "id"),
+        # Keyset pages sorted by follow-up time (NULLS LAST both ways, see services.pagination).
+        Index("ix_customers_last_follow_up", "last_follow_up_at", "id"),
+        Index("ix_customers_next_follow_up", "next_follow_up_at", "id"),
+        postgresql_only(
+            Index(
+                "ix_customers_last_follow_up_desc",
+                text("last_follow_up_at DESC NULLS LAST"),
+                text("id DESC"),
+            )
+        ),
+        postgresql_only(
+            Index(
+                "ix_customers_next_follow_up_desc",
+                text("next_follow_up_at DESC NULLS LAST"),
+                text("id DESC"),
+            )
+        ),
+        # Substring search (ILIKE '%...%') on PostgreSQL: trigram GIN (needs >= 3 characters).
+        postgresql_only(
+            Index(
+                "ix_customers_name_trgm",
+                "name",
+                postgresql_using="gin",
+                postgresql_ops={"name": "gin_trgm_ops"},
+            )
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,8 +93,8 @@ class Customer(TimestampMixin, VersionedMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     deal_status: Mapped[str] = mapped_column(String(16), default="none", index=True)
     signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    last_follow_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
-    next_follow_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_follow_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    next_follow_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -80,7 +106,17 @@ class CustomerPhone(Base):
     """Normalised phone numbers of customers and contacts: the index for duplicates and search."""
 
     __tablename__ = "customer_phones"
-    __table_args__ = (Index("ix_customer_phones_number", "number"),)
+    __table_args__ = (
+        Index("ix_customer_phones_number", "number"),
+        postgresql_only(
+            Index(
+                "ix_customer_phones_number_trgm",
+                "number",
+                postgresql_using="gin",
+                postgresql_ops={"number": "gin_trgm_ops"},
+            )
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(
@@ -113,7 +149,17 @@ class CustomerTeamMember(Base):
 
 class Contact(TimestampMixin, VersionedMixin, Base):
     __tablename__ = "contacts"
-    __table_args__ = (Index("ix_contacts_customer_live", "customer_id", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_contacts_customer_live", "customer_id", "deleted_at"),
+        postgresql_only(
+            Index(
+                "ix_contacts_name_trgm",
+                "name",
+                postgresql_using="gin",
+                postgresql_ops={"name": "gin_trgm_ops"},
+            )
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

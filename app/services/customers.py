@@ -16,6 +16,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -206,26 +207,33 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _search_condition(q: str) -> ColumnElement[bool]:
+def _search_condition(principal: Principal, q: str) -> ColumnElement[bool]:
+    """Customers whose name, a phone (customer or contact) or a contact name contains ``q``.
+
+    The matching ids are collected first, in a MATERIALIZED CTE of three index-friendly branches
+    (trigram GIN on PostgreSQL), each inside the caller's scope. Fencing the search this way keeps
+    the planner from walking the sort index and filtering every row to find a handful of
+    matches (measured at 200k customers: 258 ms → see bench/RESULTS.md).
+    """
     pattern = f"%{_escape_like(q)}%"
-    conditions: list[ColumnElement[bool]] = [
-        Customer.name.ilike(pattern, escape="\\"),
-        exists().where(
-            Contact.customer_id == Customer.id,
-            Contact.deleted_at.is_(None),
-            Contact.name.ilike(pattern, escape="\\"),
-        ),
+    in_scope = (Customer.deleted_at.is_(None), access.readable(principal, Customer))
+    branches = [
+        select(Customer.id.label("id")).where(*in_scope, Customer.name.ilike(pattern, escape="\\")),
+        select(Contact.customer_id.label("id"))
+        .join(Customer, Customer.id == Contact.customer_id)
+        .where(*in_scope, Contact.deleted_at.is_(None), Contact.name.ilike(pattern, escape="\\")),
     ]
     digits = "".join(ch for ch in q if ch.isdigit())
     if len(digits) >= 3 and len(digits) >= len(
         q.replace(" ", "").replace("-", "").replace("+", "")
     ):
-        conditions.append(
-            exists().where(
-                CustomerPhone.customer_id == Customer.id, CustomerPhone.number.contains(digits)
-            )
+        branches.append(
+            select(CustomerPhone.customer_id.label("id"))
+            .join(Customer, Customer.id == CustomerPhone.customer_id)
+            .where(*in_scope, CustomerPhone.number.contains(digits))
         )
-    return or_(*conditions)
+    matches = union(*branches).cte("search_matches").prefix_with("MATERIALIZED")
+    return Customer.id.in_(select(matches.c.id))
 
 
 def _custom_condition(dialect: str, definition: Any, op: str, raw: str) -> ColumnElement[bool]:
@@ -270,7 +278,7 @@ async def list_customers(
         access.readable(principal, Customer),
     ]
     if query.q and query.q.strip():
-        conditions.append(_search_condition(query.q.strip()))
+        conditions.append(_search_condition(principal, query.q.strip()))
     column: Any
     for column, values in (
         (Customer.level, query.level),

@@ -82,9 +82,10 @@ def keyset_after(
 def order_by(
     expr: ColumnElement[Any], id_col: Any, *, descending: bool, nullable: bool
 ) -> list[Any]:
-    """``expr [DESC], id [DESC]``, with NULLs of a nullable ``expr`` last in both directions."""
-    keys = [
-        expr.desc() if descending else expr.asc(),
-        id_col.desc() if descending else id_col.asc(),
-    ]
-    return [expr.is_(None).asc(), *keys] if nullable else keys
+    """``expr [DESC], id [DESC]``, with NULLs of a nullable ``expr`` last in both directions.
+
+    Written as ``NULLS LAST`` (not a leading ``expr IS NULL`` key) so PostgreSQL can walk an index
+    on ``(expr, id)`` forwards, or one on ``(expr DESC NULLS LAST, id DESC)``.
+    """
+    key = expr.desc() if descending else expr.asc()
+    return [key.nulls_last() if nullable else key, id_col.desc() if descending else id_col.asc()]

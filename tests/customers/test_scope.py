@@ -205,3 +205,33 @@ async def test_rep_cannot_assign_new_customer_to_someone_outside_scope(app, clie
         headers=auth(app, org.mgr_east),
     )
     assert manager.status_code == 201 and manager.json()["owner"]["id"] == org.rep_b.id
+
+
+async def test_many_team_memberships_fall_back_to_a_subquery(
+    app, client, maker, world, monkeypatch
+):
+    from app import access
+
+    org, customers, _ = world
+    await add_team_member(maker, customers["b"], org.rep_a, "write")
+    await add_team_member(maker, customers["c"], org.rep_a, "read")
+    monkeypatch.setattr(access, "TEAM_IDS_INLINE_LIMIT", 1)
+    assert await visible_ids(app, client, org.rep_a) == {customers[k].id for k in "abc"}
+    read_only = await client.get(
+        f"/api/v1/customers/{customers['c'].id}", headers=auth(app, org.rep_a)
+    )
+    patch = await client.patch(
+        f"/api/v1/customers/{customers['c'].id}",
+        json={"level": "A"},
+        headers={**auth(app, org.rep_a), "If-Match": read_only.headers["ETag"]},
+    )
+    assert patch.status_code == 403
+    writable = await client.get(
+        f"/api/v1/customers/{customers['b'].id}", headers=auth(app, org.rep_a)
+    )
+    patch = await client.patch(
+        f"/api/v1/customers/{customers['b'].id}",
+        json={"level": "A"},
+        headers={**auth(app, org.rep_a), "If-Match": writable.headers["ETag"]},
+    )
+    assert patch.status_code == 200
