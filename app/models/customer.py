@@ -25,6 +25,8 @@ from app.models.base import JSONType, TimestampMixin, UTCDateTime, VersionedMixi
 from app.models.org import User
 
 CUSTOMER_KINDS = ("company", "person")
+# The indexed search expression of a name on PostgreSQL (see services.customers search).
+NAME_BIGRAMS = "to_tsvector('simple'::regconfig, kehu_bigrams(name::text))"
 CUSTOMER_LEVELS = ("A", "B", "C")
 DEAL_STATUSES = ("none", "signed")
 GENDERS = ("male", "female")
@@ -57,14 +59,9 @@ class Customer(TimestampMixin, VersionedMixin, Base):
                 text("id DESC"),
             )
         ),
-        # Substring search (ILIKE '%...%') on PostgreSQL: trigram GIN (needs >= 3 characters).
+        # Name search on PostgreSQL: character bigrams in a GIN index (migration 0002).
         postgresql_only(
-            Index(
-                "ix_customers_name_trgm",
-                "name",
-                postgresql_using="gin",
-                postgresql_ops={"name": "gin_trgm_ops"},
-            )
+            Index("ix_customers_name_bigrams", text(NAME_BIGRAMS), postgresql_using="gin")
         ),
     )
 
@@ -152,12 +149,7 @@ class Contact(TimestampMixin, VersionedMixin, Base):
     __table_args__ = (
         Index("ix_contacts_customer_live", "customer_id", "deleted_at"),
         postgresql_only(
-            Index(
-                "ix_contacts_name_trgm",
-                "name",
-                postgresql_using="gin",
-                postgresql_ops={"name": "gin_trgm_ops"},
-            )
+            Index("ix_contacts_name_bigrams", text(NAME_BIGRAMS), postgresql_using="gin")
         ),
     )
 

@@ -341,3 +341,22 @@ async def test_facets_list_values_in_scope(app, client, maker, org):
         "cities": ["杭州市"],
         "levels": ["A"],
     }
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("青", {"青禾科技", "长青贸易", "禾青贸易"}),  # one character: plain scan
+        ("青禾", {"青禾科技"}),  # two characters: the bigram index on PostgreSQL
+        ("禾科技", {"青禾科技"}),
+        ("acme", {"ACME Trading Co."}),  # case-insensitive
+        ("Trading", {"ACME Trading Co."}),
+        ("科技有限", set()),
+        ("青禾贸易", set()),  # every pair present somewhere, but not as one substring
+    ],
+)
+async def test_name_search_finds_exact_substrings(app, client, maker, org, q, expected):
+    names = ["青禾科技", "长青贸易", "ACME Trading Co.", "禾青贸易"]
+    by_id = {(await make_customer(maker, org.rep_a, n, phones=[])).id: n for n in names}
+    found = await ids(client, app, org.rep_a, q=q)
+    assert {by_id[i] for i in found} == expected
