@@ -62,6 +62,28 @@ def record_event(
     return event
 
 
+def customer_event(
+    session: AsyncSession,
+    actor_id: int | None,
+    customer_id: int,
+    action: str,
+    changes: Mapping[str, Any] | None = None,
+    *,
+    entity: str = "customer",
+    entity_id: int | None = None,
+) -> AuditEvent:
+    """An event on a customer's timeline (about the customer itself unless ``entity`` says)."""
+    return record_event(
+        session,
+        actor_id=actor_id,
+        entity=entity,
+        entity_id=customer_id if entity_id is None else entity_id,
+        customer_id=customer_id,
+        action=action,
+        changes=changes,
+    )
+
+
 async def customer_timeline(
     session: AsyncSession, customer_id: int, *, before_id: int | None, limit: int
 ) -> list[tuple[AuditEvent, str | None]]:

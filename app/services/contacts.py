@@ -46,14 +46,14 @@ async def create_contact(
     session.add(contact)
     await session.flush()
     await _index_phones(session, contact)
-    audit.record_event(
+    audit.customer_event(
         session,
-        actor_id=principal.user_id,
+        principal.user_id,
+        customer_id,
+        "contact_created",
+        audit.diff({}, audit.snapshot(contact, AUDITED_FIELDS)),
         entity="contact",
         entity_id=contact.id,
-        customer_id=customer_id,
-        action="contact_created",
-        changes=audit.diff({}, audit.snapshot(contact, AUDITED_FIELDS)),
     )
     await session.flush()
     return contact
@@ -76,14 +76,14 @@ async def update_contact(
         await _index_phones(session, contact)
     field_changes = audit.diff(before, audit.snapshot(contact, AUDITED_FIELDS))
     if field_changes:
-        audit.record_event(
+        audit.customer_event(
             session,
-            actor_id=principal.user_id,
+            principal.user_id,
+            contact.customer_id,
+            "contact_updated",
+            field_changes,
             entity="contact",
             entity_id=contact.id,
-            customer_id=contact.customer_id,
-            action="contact_updated",
-            changes=field_changes,
         )
     await flush_versioned(session)
     return contact
@@ -97,13 +97,13 @@ async def delete_contact(
     now = utcnow()
     contact.deleted_at = now
     await session.execute(delete(CustomerPhone).where(CustomerPhone.contact_id == contact.id))
-    audit.record_event(
+    audit.customer_event(
         session,
-        actor_id=principal.user_id,
+        principal.user_id,
+        contact.customer_id,
+        "contact_deleted",
+        {"name": {"before": contact.name, "after": None}},
         entity="contact",
         entity_id=contact.id,
-        customer_id=contact.customer_id,
-        action="contact_deleted",
-        changes={"name": {"before": contact.name, "after": None}},
     )
     await flush_versioned(session)

@@ -593,14 +593,12 @@ async def set_tags(
         names = await config.tags_by_id(session, removed)
         for t in removed:
             tag, group = names[t]
-            audit.record_event(
+            audit.customer_event(
                 session,
-                actor_id=principal.user_id,
-                entity="customer",
-                entity_id=customer.id,
-                customer_id=customer.id,
-                action="tag_removed",
-                changes={"tag": {"before": f"{group.name}/{tag.name}", "after": None}},
+                principal.user_id,
+                customer.id,
+                "tag_removed",
+                {"tag": {"before": f"{group.name}/{tag.name}", "after": None}},
             )
     for t in added:
         tag, group = known[t]
@@ -609,14 +607,12 @@ async def set_tags(
                 customer_id=customer.id, tag_id=t, added_at=now, added_by_id=principal.user_id
             )
         )
-        audit.record_event(
+        audit.customer_event(
             session,
-            actor_id=principal.user_id,
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="tag_added",
-            changes={"tag": {"before": None, "after": f"{group.name}/{tag.name}"}},
+            principal.user_id,
+            customer.id,
+            "tag_added",
+            {"tag": {"before": None, "after": f"{group.name}/{tag.name}"}},
         )
 
 
@@ -670,14 +666,12 @@ async def create_customer(
     session.add(customer)
     await session.flush()
     await _replace_phone_index(session, customer.id, customer.phones)
-    audit.record_event(
+    audit.customer_event(
         session,
-        actor_id=principal.user_id,
-        entity="customer",
-        entity_id=customer.id,
-        customer_id=customer.id,
-        action="created",
-        changes=audit.diff({}, audit.snapshot(customer, AUDITED_FIELDS)),
+        principal.user_id,
+        customer.id,
+        "created",
+        audit.diff({}, audit.snapshot(customer, AUDITED_FIELDS)),
     )
     if data.tag_ids:
         await set_tags(session, principal, customer, data.tag_ids)
@@ -716,15 +710,7 @@ async def update_customer(
     if tag_ids is not None:
         await set_tags(session, principal, customer, tag_ids)
     if field_changes:
-        audit.record_event(
-            session,
-            actor_id=principal.user_id,
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="updated",
-            changes=field_changes,
-        )
+        audit.customer_event(session, principal.user_id, customer.id, "updated", field_changes)
     if field_changes or tag_ids is not None:
         customer.updated_at = utcnow()  # also bumps the version: tags are part of the record
     await flush_versioned(session)
@@ -743,14 +729,12 @@ async def delete_customer(
     now = utcnow()
     customer.deleted_at = now
     customer.deleted_by_id = principal.user_id
-    audit.record_event(
+    audit.customer_event(
         session,
-        actor_id=principal.user_id,
-        entity="customer",
-        entity_id=customer.id,
-        customer_id=customer.id,
-        action="deleted",
-        changes={"deleted_at": {"before": None, "after": now.isoformat()}},
+        principal.user_id,
+        customer.id,
+        "deleted",
+        {"deleted_at": {"before": None, "after": now.isoformat()}},
     )
     await flush_versioned(session)
 
