@@ -108,17 +108,27 @@ class CustomerView:
 async def active_tags(
     session: AsyncSession, customer_ids: Sequence[int]
 ) -> dict[int, list[dict[str, Any]]]:
-    """Current tags per customer, in one query for a whole page."""
+    """Current tags per customer, in one query for a whole page.
+
+    The page's tag rows are fenced in a MATERIALIZED CTE: given the join, SQLite's planner
+    otherwise drives from the (few) tag groups and reads every active assignment of each tag
+    (measured: 78 ms for a 50-row page at 50k customers, 0.5 ms fenced).
+    """
     result: dict[int, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return result
+    assigned = (
+        select(CustomerTag.customer_id, CustomerTag.tag_id)
+        .where(CustomerTag.customer_id.in_(customer_ids), CustomerTag.removed_at.is_(None))
+        .cte("page_tags")
+        .prefix_with("MATERIALIZED")
+    )
     rows = await session.execute(
         select(
-            CustomerTag.customer_id, Tag.id, Tag.name, Tag.group_id, TagGroup.name, TagGroup.color
+            assigned.c.customer_id, Tag.id, Tag.name, Tag.group_id, TagGroup.name, TagGroup.color
         )
-        .join(Tag, Tag.id == CustomerTag.tag_id)
+        .join(Tag, Tag.id == assigned.c.tag_id)
         .join(TagGroup, TagGroup.id == Tag.group_id)
-        .where(CustomerTag.customer_id.in_(customer_ids), CustomerTag.removed_at.is_(None))
         .order_by(TagGroup.position, TagGroup.id, Tag.position, Tag.id)
     )
     for customer_id, tag_id, name, group_id, group_name, color in rows.all():
