@@ -117,3 +117,19 @@ async def test_bad_key_is_rejected(app, client, org):
     response = await post(client, app, org.rep_a, {"name": "x"}, "k" * 300)
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+async def test_expired_keys_are_purged_and_can_be_reused(app, client, org, db, maker):
+    from app.services.idempotency import purge_expired
+
+    first = await post(client, app, org.rep_a, {"name": "过期键"}, "old-key")
+    await db.execute(
+        update(IdempotencyRecord).values(
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        )
+    )
+    await db.commit()
+    assert await purge_expired(maker) == 1
+    again = await post(client, app, org.rep_a, {"name": "过期键2"}, "old-key")
+    assert first.status_code == again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
