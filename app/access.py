@@ -25,7 +25,19 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
 
 from app.errors import Forbidden, NotFound
-from app.models import Contact, Customer, CustomerTeamMember, Department, Role, User, user_roles
+from app.models import (
+    Contact,
+    Customer,
+    CustomerTeamMember,
+    Department,
+    FollowUp,
+    Notification,
+    PushSubscription,
+    Role,
+    User,
+    Visit,
+    user_roles,
+)
 from app.models.base import utcnow
 
 
@@ -220,13 +232,43 @@ def _via_customer(
     return build
 
 
+def _visit_readable(principal: Principal, _now: dt.datetime) -> ColumnElement[bool]:
+    """Visits by owner: reps see their own, managers those of the users in their scope."""
+    return owner_in_scope(principal, "customer", Visit.owner_id)
+
+
+def _visit_writable(principal: Principal, _now: dt.datetime) -> ColumnElement[bool]:
+    mine = Visit.owner_id == principal.user_id
+    if not principal.can("customer.update"):
+        return mine
+    return or_(mine, owner_in_scope(principal, "customer", Visit.owner_id))
+
+
+def _own(
+    column: InstrumentedAttribute[Any],
+) -> Callable[[Principal, dt.datetime], ColumnElement[bool]]:
+    def build(principal: Principal, _now: dt.datetime) -> ColumnElement[bool]:
+        return column == principal.user_id
+
+    return build
+
+
 _READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bool]]] = {
     Customer: _customer_readable,
     Contact: _via_customer(Contact.customer_id, _customer_readable),
+    FollowUp: _via_customer(FollowUp.customer_id, _customer_readable),
+    Visit: _visit_readable,
+    Notification: _own(Notification.user_id),
+    PushSubscription: _own(PushSubscription.user_id),
 }
 _WRITE_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bool]]] = {
     Customer: _customer_writable,
     Contact: _via_customer(Contact.customer_id, _customer_writable),
+    # Logged follow-ups are immutable; writing one needs the customer writable (checked there).
+    FollowUp: _via_customer(FollowUp.customer_id, _customer_writable),
+    Visit: _visit_writable,
+    Notification: _own(Notification.user_id),
+    PushSubscription: _own(PushSubscription.user_id),
 }
 
 
@@ -249,6 +291,14 @@ def writable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
 M = TypeVar("M")
 
 
+def _live(model: type[Any], record_id: int) -> list[ColumnElement[bool]]:
+    """The record by id, unless soft-deleted (for models that can be)."""
+    conditions = [model.id == record_id]
+    if hasattr(model, "deleted_at"):
+        conditions.append(model.deleted_at.is_(None))
+    return conditions
+
+
 async def get_readable(
     session: AsyncSession,
     principal: Principal,
@@ -258,11 +308,7 @@ async def get_readable(
     options: Sequence[ExecutableOption] = (),
 ) -> M:
     """The live record if the principal may read it; otherwise NotFound (as if absent)."""
-    stmt = select(model).where(
-        model.id == record_id,  # type: ignore[attr-defined]
-        model.deleted_at.is_(None),  # type: ignore[attr-defined]
-        readable(principal, model),
-    )
+    stmt = select(model).where(*_live(model, record_id), readable(principal, model))
     if options:
         stmt = stmt.options(*options)
     record = await session.scalar(stmt)
@@ -281,9 +327,7 @@ async def get_writable(
 ) -> M:
     """The live record for a change: NotFound outside the read scope, Forbidden if read-only."""
     stmt = select(model, writable(principal, model).label("can_write")).where(
-        model.id == record_id,  # type: ignore[attr-defined]
-        model.deleted_at.is_(None),  # type: ignore[attr-defined]
-        readable(principal, model),
+        *_live(model, record_id), readable(principal, model)
     )
     if options:
         stmt = stmt.options(*options)

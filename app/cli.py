@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -140,6 +141,74 @@ def serve(
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )
+
+
+async def _run_scheduler() -> None:
+    import signal
+
+    from app.db import create_engine, create_sessionmaker
+    from app.jobs.scheduler import KehuScheduler
+    from app.main import http_client
+
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    http = http_client()
+    scheduler = KehuScheduler(engine, create_sessionmaker(engine), settings, http)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await scheduler.start()
+    typer.echo(f"scheduler running ({', '.join(scheduler.job_ids)}); Ctrl+C stops it")
+    try:
+        await stop.wait()
+    finally:
+        await scheduler.stop()
+        await http.aclose()
+        await engine.dispose()
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run the job scheduler as its own process (KEHU_SCHEDULER_ENABLED=false on web workers)."""
+    from app.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(_run_scheduler())
+
+
+async def _dispatch_once(now: datetime.datetime | None) -> None:
+    from app.db import create_engine, create_sessionmaker
+    from app.main import http_client
+    from app.services.notifications import dispatch
+
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    http = http_client()
+    try:
+        stats = await dispatch(create_sessionmaker(engine), settings, http, now=now)
+    finally:
+        await http.aclose()
+        await engine.dispose()
+    typer.echo(
+        f"notified {stats.notified}, missed {stats.missed}, pushed {stats.pushed}, "
+        f"retrying {stats.retried}, gone {stats.gone}, failed {stats.failed}"
+    )
+
+
+@cli.command("dispatch-reminders")
+def dispatch_reminders(
+    now: Annotated[
+        datetime.datetime | None,
+        typer.Option(help="Act as if it were this time (ISO 8601 with offset); default: now."),
+    ] = None,
+) -> None:
+    """Run one pass of the reminder dispatcher (what the scheduler does every minute)."""
+    if now is not None and now.tzinfo is None:
+        typer.echo("--now needs a time zone offset, e.g. 2026-11-23T09:00:00+08:00", err=True)
+        raise typer.Exit(2)
+    asyncio.run(_dispatch_once(now))
 
 
 @cli.command()

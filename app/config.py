@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
     scheduler_enabled: bool = True
+    # Reminders: how late a reminder may still be pushed after downtime; older ones are "missed".
+    reminder_max_lateness_minutes: int = 60
+    dispatch_interval_seconds: int = 60
+    dispatch_batch_size: int = 500
+    push_concurrency: int = 20
+    push_max_attempts: int = 8
+    # VAPID (RFC 8292). Without a key, one is generated on first start and kept in the database.
+    vapid_private_key: str | None = None
+    vapid_subject: str = "mailto:admin@kehu.invalid"
+    # Push services are https; plain http only for local development and tests.
+    push_allow_http: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     db_pool_size: int = 10

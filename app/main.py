@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -20,9 +21,20 @@ from starlette.staticfiles import StaticFiles
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, DomainError, problem_for_status
+from app.jobs.scheduler import KehuScheduler
 from app.logs import configure_logging
 from app.middleware import BodySizeLimitMiddleware, IdempotencyMiddleware, RequestLogMiddleware
-from app.routers import auth, config, contacts, customers, health, org
+from app.routers import (
+    activities,
+    auth,
+    config,
+    contacts,
+    customers,
+    health,
+    notifications,
+    org,
+    today,
+)
 from app.security import TokenSettings
 from app.services.auth import ensure_secret_key
 
@@ -128,12 +140,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             access_ttl=dt.timedelta(minutes=settings.access_token_minutes),
             refresh_ttl=dt.timedelta(days=settings.refresh_token_days),
         )
+        # One shared HTTP client (push services, later webhooks); never follows redirects.
+        app.state.http = http_client()
+        scheduler = None
+        if settings.scheduler_enabled:
+            scheduler = KehuScheduler(engine, maker, settings, app.state.http)
+            await scheduler.start()
+        app.state.scheduler = scheduler
         log.info(
             "kehu started", extra={"database": engine.url.render_as_string(hide_password=True)}
         )
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
+            await app.state.http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -155,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, customers, contacts, config, org):
+    for module in (auth, customers, contacts, activities, today, notifications, config, org):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
@@ -173,6 +195,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if (settings.spa_dir / "index.html").is_file():
         app.mount("/", SPAStaticFiles(directory=settings.spa_dir, html=True), name="spa")
     return app
+
+
+def http_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
 
 
 def app_factory() -> FastAPI:

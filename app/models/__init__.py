@@ -1,5 +1,6 @@
 """All models, imported so that ``Base.metadata`` knows every table (Alembic reads it)."""
 
+from app.models.activity import FollowUp, Visit
 from app.models.audit import AuditEvent
 from app.models.customer import (
     Contact,
@@ -10,6 +11,13 @@ from app.models.customer import (
     CustomFieldDefinition,
     Tag,
     TagGroup,
+)
+from app.models.notification import (
+    Notification,
+    NotificationSettings,
+    PushDelivery,
+    PushSubscription,
+    Reminder,
 )
 from app.models.org import (
     Department,
@@ -31,13 +39,20 @@ __all__ = [
     "CustomerTag",
     "CustomerTeamMember",
     "Department",
+    "FollowUp",
     "IdempotencyRecord",
     "LoginAttempt",
+    "Notification",
+    "NotificationSettings",
+    "PushDelivery",
+    "PushSubscription",
     "RefreshToken",
+    "Reminder",
     "Role",
     "SystemSetting",
     "Tag",
     "TagGroup",
     "User",
+    "Visit",
     "user_roles",
 ]

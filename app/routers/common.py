@@ -45,3 +45,5 @@ ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
+# `responses` entry for reads that carry an ETag.
+WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
-from app.routers.common import ETAG_HEADER, problems, set_etag
+from app.routers.common import WITH_ETAG, problems, set_etag
 from app.schemas.config import (
     CustomFieldCreate,
     CustomFieldOut,
@@ -25,7 +25,6 @@ from app.services import config as service
 router = APIRouter(tags=["configuration"])
 Admin = Annotated[Principal, Depends(require("config.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
-WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
 
 
 @router.get("/custom-fields", response_model=list[CustomFieldOut], responses=problems())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
 from app.access import Principal
 from app.deps import IfMatch, SessionDep, require
 from app.models import User
-from app.routers.common import ETAG_HEADER, problems, set_etag
+from app.routers.common import WITH_ETAG, problems, set_etag
 from app.schemas.auth import RoleRef
 from app.schemas.org import (
     DepartmentCreate,
@@ -27,7 +27,6 @@ from app.services import org as service
 router = APIRouter(tags=["organisation"])
 Admin = Annotated[Principal, Depends(require("org.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
-WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
 
 
 def _user_out(user: User) -> UserOut:

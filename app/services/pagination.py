@@ -57,7 +57,7 @@ def decode_cursor(raw: str | None) -> Cursor | None:
 
 
 def keyset_after(
-    expr: ColumnElement[Any],
+    expr: Any,
     id_col: Any,
     cursor: Cursor,
     *,
@@ -79,9 +79,7 @@ def keyset_after(
     return or_(expr.is_(None), beyond, and_(expr == cursor.value, past_id))
 
 
-def order_by(
-    expr: ColumnElement[Any], id_col: Any, *, descending: bool, nullable: bool
-) -> list[Any]:
+def order_by(expr: Any, id_col: Any, *, descending: bool, nullable: bool) -> list[Any]:
     """``expr [DESC], id [DESC]``, with NULLs of a nullable ``expr`` last in both directions.
 
     Written as ``NULLS LAST`` (not a leading ``expr IS NULL`` key) so PostgreSQL can walk an index

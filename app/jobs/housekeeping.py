@@ -1,0 +1,21 @@
+"""Scheduled job: drop rows that have served their purpose (idempotency keys, login failures)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.models import LoginAttempt
+from app.models.base import utcnow
+from app.services import idempotency
+
+
+async def purge_expired_rows(maker: async_sessionmaker[AsyncSession]) -> None:
+    await idempotency.purge_expired(maker)
+    async with transaction(maker) as session:
+        await session.execute(
+            delete(LoginAttempt).where(LoginAttempt.at < utcnow() - dt.timedelta(days=1))
+        )

@@ -1,0 +1,173 @@
+"""The job scheduler (SPEC L2): APScheduler 3 with fixed job ids and one active instance.
+
+It runs embedded in the web process (default) or alone (``kehu scheduler``). With PostgreSQL,
+several processes may each start one: a session-level advisory lock, held on a dedicated
+connection, elects the active instance; the others stay paused and retry the lock, so when the
+active process dies (its connection closes and the lock is released) another takes over within
+``leader_retry_seconds``. The active instance checks its lock connection every few seconds and
+pauses itself if the connection is gone. Jobs are safe even if two instances run at once anyway:
+their work items are rows claimed atomically (see services.notifications).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.jobs import housekeeping, reminders
+
+log = logging.getLogger("kehu.scheduler")
+
+# pg_advisory_lock key: "kehu" in ASCII.
+LEADER_LOCK_KEY = 0x6B656875
+
+
+class KehuScheduler:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        maker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        leader_retry_seconds: float = 10.0,
+        lock_check_seconds: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.maker = maker
+        self.settings = settings
+        self.http = http
+        self.leader_retry_seconds = leader_retry_seconds
+        self.lock_check_seconds = lock_check_seconds
+        self.is_leader = False
+        self.lock_backend_pid: int | None = None
+        self._aps = AsyncIOScheduler(timezone="UTC")
+        self._lock_conn: AsyncConnection | None = None
+        self._leader_task: asyncio.Task[None] | None = None
+        self._add_jobs()
+
+    def _add_jobs(self) -> None:
+        def job(
+            func: Callable[..., Awaitable[Any]], job_id: str, seconds: float, grace: int
+        ) -> None:
+            # coalesce: ticks missed while paused or busy run once, not many times; the grace time
+            # skips a tick that is badly late (the next one picks up the same still-due rows).
+            self._aps.add_job(
+                func,
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                args=[self.maker, self.settings, self.http]
+                if job_id == "dispatch_reminders"
+                else [self.maker],
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=grace,
+                replace_existing=True,
+            )
+
+        job(
+            reminders.dispatch_reminders,
+            "dispatch_reminders",
+            self.settings.dispatch_interval_seconds,
+            30,
+        )
+        job(housekeeping.purge_expired_rows, "purge_expired_rows", 3600, 600)
+
+    @property
+    def job_ids(self) -> list[str]:
+        return sorted(j.id for j in self._aps.get_jobs())
+
+    async def start(self) -> None:
+        self._aps.start(paused=True)
+        if self.engine.dialect.name != "postgresql":
+            # One process per SQLite file: this instance is the scheduler.
+            self._become_leader()
+            return
+        self._leader_task = asyncio.create_task(self._lead(), name="kehu-scheduler-leader")
+
+    async def stop(self) -> None:
+        if self._leader_task is not None:
+            self._leader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leader_task
+        self._aps.shutdown(wait=False)
+        await self._release_lock()
+
+    def _become_leader(self) -> None:
+        self.is_leader = True
+        self._aps.resume()
+        log.info(
+            "scheduler active", extra={"jobs": self.job_ids, "lock_pid": self.lock_backend_pid}
+        )
+
+    def _step_down(self, reason: str) -> None:
+        if self.is_leader:
+            self._aps.pause()
+            self.is_leader = False
+            log.warning("scheduler paused", extra={"reason": reason})
+
+    async def _release_lock(self) -> None:
+        conn, self._lock_conn, self.lock_backend_pid = self._lock_conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _try_lock(self) -> bool:
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            got = bool(
+                await raw.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY})
+            )
+            if not got:
+                await conn.close()
+                return False
+            self.lock_backend_pid = int(await raw.scalar(text("SELECT pg_backend_pid()")) or 0)
+            self._lock_conn = raw
+            return True
+        except Exception:
+            await conn.close()
+            raise
+
+    async def _lock_alive(self) -> bool:
+        if self._lock_conn is None:
+            return False
+        try:
+            await asyncio.wait_for(
+                self._lock_conn.scalar(text("SELECT 1")), self.lock_check_seconds
+            )
+            return True
+        except Exception:
+            return False
+
+    async def _watch_lock(self) -> None:
+        """Return once the lock connection stops answering."""
+        while True:
+            await asyncio.sleep(self.lock_check_seconds)
+            if not await self._lock_alive():
+                return
+
+    async def _lead(self) -> None:
+        while True:
+            try:
+                if await self._try_lock():
+                    self._become_leader()
+                    await self._watch_lock()
+                    self._step_down("lost the leader lock connection")
+                    await self._release_lock()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away: stay paused and try again
+                self._step_down(f"leader election failed: {type(exc).__name__}")
+                await self._release_lock()
+            await asyncio.sleep(self.leader_retry_seconds)

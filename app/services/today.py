@@ -1,0 +1,146 @@
+"""A rep's day in one call (SPEC D5): visits, follow-ups due and overdue, relationship dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access import Principal
+from app.models import Contact, Customer, User, Visit
+from app.models.base import utcnow
+from app.services.activities import visit_views
+
+RELATIONSHIP_DAYS_AHEAD = 7
+LIST_LIMIT = 50
+
+
+def user_zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "Asia/Shanghai")
+    except (KeyError, ValueError):
+        return ZoneInfo("Asia/Shanghai")
+
+
+def next_anniversary(day: dt.date, today: dt.date) -> dt.date:
+    """The next date (today or later) with ``day``'s month and day; 29 Feb falls on 28 Feb."""
+    for year in (today.year, today.year + 1):
+        try:
+            candidate = day.replace(year=year)
+        except ValueError:
+            candidate = dt.date(year, 2, 28)
+        if candidate >= today:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def _brief(c: Customer) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "level": c.level,
+        "city": c.city,
+        "last_follow_up_at": c.last_follow_up_at,
+        "next_follow_up_at": c.next_follow_up_at,
+    }
+
+
+async def today(
+    session: AsyncSession, principal: Principal, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    now = now or utcnow()
+    zone = user_zone(
+        await session.scalar(select(User.timezone).where(User.id == principal.user_id))
+    )
+    local_today = now.astimezone(zone).date()
+    start = dt.datetime.combine(local_today, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    end = start + dt.timedelta(days=1)
+    mine = (Customer.owner_id == principal.user_id, Customer.deleted_at.is_(None))
+
+    visits = list(
+        (
+            await session.scalars(
+                select(Visit)
+                .where(
+                    Visit.owner_id == principal.user_id,
+                    Visit.starts_at >= start,
+                    Visit.starts_at < end,
+                    Visit.status != "cancelled",
+                )
+                .order_by(Visit.starts_at)
+            )
+        ).all()
+    )
+    due = (
+        await session.scalars(
+            select(Customer)
+            .where(*mine, Customer.next_follow_up_at >= start, Customer.next_follow_up_at < end)
+            .order_by(Customer.next_follow_up_at)
+            .limit(LIST_LIMIT)
+        )
+    ).all()
+    overdue = (
+        await session.scalars(
+            select(Customer)
+            .where(*mine, Customer.next_follow_up_at < start)
+            .order_by(Customer.next_follow_up_at)
+            .limit(LIST_LIMIT)
+        )
+    ).all()
+
+    relationship: list[dict[str, Any]] = []
+
+    def consider(
+        kind: str, customer_id: int, contact_id: int | None, name: str, day: dt.date
+    ) -> None:
+        upcoming = next_anniversary(day, local_today)
+        days = (upcoming - local_today).days
+        if days <= RELATIONSHIP_DAYS_AHEAD:
+            relationship.append(
+                {
+                    "kind": kind,
+                    "customer_id": customer_id,
+                    "contact_id": contact_id,
+                    "name": name,
+                    "date": upcoming,
+                    "days_until": days,
+                }
+            )
+
+    for cid, name, birth, signed in (
+        await session.execute(
+            select(Customer.id, Customer.name, Customer.birth_date, Customer.signed_at).where(
+                *mine, (Customer.birth_date.is_not(None)) | (Customer.signed_at.is_not(None))
+            )
+        )
+    ).all():
+        if birth is not None:
+            consider("birthday", cid, None, name, birth)
+        if signed is not None:
+            consider("anniversary", cid, None, name, signed.astimezone(zone).date())
+    for contact_id, cid, name, birth in (
+        await session.execute(
+            select(Contact.id, Contact.customer_id, Contact.name, Contact.birth_date)
+            .join(Customer, Customer.id == Contact.customer_id)
+            .where(*mine, Contact.deleted_at.is_(None), Contact.birth_date.is_not(None))
+        )
+    ).all():
+        if birth is not None:
+            consider("birthday", cid, contact_id, name, birth)
+    relationship.sort(key=lambda r: (r["days_until"], r["name"]))
+
+    return {
+        "date": local_today,
+        "timezone": zone.key,
+        "visits": await visit_views(session, visits),
+        "due_follow_ups": [_brief(c) for c in due],
+        "overdue_follow_ups": [_brief(c) for c in overdue],
+        "relationship": relationship[:LIST_LIMIT],
+        "reclaim_warnings": [],
+        "expiring_contracts": [],
+        "overdue_payments": [],
+        "approvals": [],
+    }
