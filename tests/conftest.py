@@ -73,6 +73,8 @@ def settings(database_url: str) -> Settings:
         scheduler_enabled=False,
         spa_dir=Path("/nonexistent"),
         log_json=False,
+        # The local test push service speaks plain http on loopback.
+        push_allow_http=True,
     )
 
 

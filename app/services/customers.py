@@ -34,10 +34,19 @@ from app.errors import (
     ValidationFailed,
     field_error,
 )
-from app.models import Contact, Customer, CustomerPhone, CustomerTag, Tag, TagGroup, User
+from app.models import (
+    Contact,
+    Customer,
+    CustomerPhone,
+    CustomerTag,
+    CustomerTeamMember,
+    Tag,
+    TagGroup,
+    User,
+)
 from app.models.base import utcnow
 from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
-from app.services import audit, config
+from app.services import audit, config, notifications
 from app.services.normalize import (
     mask_email,
     mask_name,
@@ -723,8 +732,46 @@ async def update_customer(
         audit.customer_event(session, principal.user_id, customer.id, "updated", field_changes)
     if field_changes or tag_ids is not None:
         customer.updated_at = utcnow()  # also bumps the version: tags are part of the record
+    if field_changes:
+        await _notify_change(session, principal, customer, field_changes)
     await flush_versioned(session)
     return await view_of(session, customer)
+
+
+async def _notify_change(
+    session: AsyncSession, principal: Principal, customer: Customer, changes: dict[str, Any]
+) -> None:
+    """B6: when someone other than the owner edits a customer, the owner and the team members
+    hear about it (inbox and push), with the field-level diff."""
+    now = utcnow()
+    members = await session.scalars(
+        select(CustomerTeamMember.user_id).where(
+            CustomerTeamMember.customer_id == customer.id,
+            or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now),
+        )
+    )
+    recipients = ({customer.owner_id} | set(members.all())) - {None, principal.user_id}
+    if not recipients:
+        return
+
+    def shown(value: Any) -> str:
+        return "—" if value in (None, "", [], {}) else str(value)
+
+    body = "; ".join(
+        f"{field}: {shown(c['before'])} → {shown(c['after'])}" for field, c in changes.items()
+    )
+    drafts = [
+        notifications.Draft(
+            user_id=uid,
+            kind="customer_changed",
+            title=f"{principal.display_name} 修改了客户 {customer.name}",
+            body=body,
+            link=f"/customers/{customer.id}",
+            data={"customer_id": customer.id, "actor_id": principal.user_id, "changes": changes},
+        )
+        for uid in sorted(r for r in recipients if r is not None)
+    ]
+    await notifications.deliver(session, drafts, now)
 
 
 async def delete_customer(
