@@ -119,6 +119,10 @@ class KehuScheduler:
     async def _release_lock(self) -> None:
         conn, self._lock_conn, self.lock_backend_pid = self._lock_conn, None, None
         if conn is not None:
+            # Invalidate rather than close: a pooled connection would keep the session-level
+            # lock alive after being handed back to the pool.
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
             with contextlib.suppress(Exception):
                 await conn.close()
 

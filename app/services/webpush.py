@@ -181,6 +181,26 @@ def vapid_authorization(
     return f"vapid t={token}, k={keys.public_key}"
 
 
+# One signed token per push-service origin, reused until an hour before it expires: signing
+# costs far more than the rest of a push, and every device of a push service shares the origin.
+_TOKEN_TTL = timedelta(hours=12)
+_TOKEN_REFRESH = timedelta(hours=1)
+_token_cache: dict[tuple[str, str, str], tuple[str, datetime]] = {}
+
+
+def _cached_authorization(keys: VapidKeys, endpoint: str, subject: str) -> str:
+    now = datetime.now(UTC)
+    key = (keys.public_key, endpoint_origin(endpoint), subject)
+    cached = _token_cache.get(key)
+    if cached is not None and cached[1] - now > _TOKEN_REFRESH:
+        return cached[0]
+    header = vapid_authorization(keys, endpoint, subject, now=now, ttl=_TOKEN_TTL)
+    if len(_token_cache) > 1000:  # a handful of push services in practice
+        _token_cache.clear()
+    _token_cache[key] = (header, now + _TOKEN_TTL)
+    return header
+
+
 # --- Message encryption (RFC 8291, aes128gcm from RFC 8188) --------------------------------------
 
 
@@ -376,7 +396,7 @@ async def send(
             "Urgency": urgency,
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
-            "Authorization": vapid_authorization(keys, subscription.endpoint, subject),
+            "Authorization": _cached_authorization(keys, subscription.endpoint, subject),
         }
     except ValueError as exc:
         return finish("failed", error=f"cannot build the push request: {exc}")

@@ -7,6 +7,7 @@ Skipped with a reason when /usr/bin/chromium, the built SPA (frontend/dist) or t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,15 +81,58 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrate a fresh SQLite file, load the demo data, serve the app on a free port."""
+def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of the served app: its temp SQLite database, no scheduler."""
     tmp = tmp_path_factory.mktemp("kehu-e2e")
-    env = {
+    return {
         **os.environ,
         "KEHU_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'e2e.db'}",
         "KEHU_SCHEDULER_ENABLED": "false",
         "KEHU_LOG_JSON": "false",
     }
+
+
+@pytest.fixture(scope="session")
+def kehu_has() -> Any:
+    """kehu_has(name): whether the `kehu` CLI offers a command (they arrive with their features)."""
+    done = subprocess.run(  # noqa: S603 (our own CLI, fixed arguments)
+        [*_kehu_command(), "--help"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+    def has(name: str) -> bool:
+        return re.search(rf"^\W*{re.escape(name)}\s", done.stdout, re.MULTILINE) is not None
+
+    return has
+
+
+@pytest.fixture
+def kehu(app_url: str, app_env: dict[str, str]) -> Any:
+    """kehu(*args) runs the CLI against the served app's database and returns its stdout."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(  # noqa: S603 (our own CLI, arguments from the tests)
+            [*_kehu_command(), *args],
+            cwd=ROOT,
+            env=app_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            command = " ".join(args)
+            output = f"{done.stdout}\n{done.stderr}"
+            pytest.fail(f"`kehu {command}` failed ({done.returncode}):\n{output}")
+        return done.stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def app_url(app_env: dict[str, str]) -> Iterator[str]:
+    """Migrate a fresh SQLite file, load the demo data, serve the app on a free port."""
+    tmp = Path(app_env["KEHU_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")).parent
+    env = app_env
     kehu = _kehu_command()
     for step in (["migrate"], ["seed-demo"]):
         done = subprocess.run(  # noqa: S603 (our own CLI, fixed arguments)
@@ -244,18 +288,25 @@ def rep1_api(app_url: str) -> Iterator[Api]:
         api.client.close()
 
 
-def _login(page: Any, username: str = "rep1", password: str = PASSWORD) -> None:
+def _login(
+    page: Any, username: str = "rep1", password: str = PASSWORD, *, landing: str = "customers"
+) -> None:
+    """Sign in through the login screen; it lands on Today, then (by default) the customer list."""
     page.goto("/login")
     page.get_by_test_id("login-username").locator("input").fill(username)
     page.get_by_test_id("login-password").locator("input").fill(password)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url("**/customers")
-    page.get_by_test_id("customer-row").first.wait_for()
+    page.wait_for_url(re.compile(r"^[^?#]*://[^/]+/$"))
+    page.get_by_test_id("today").wait_for()
+    if landing == "customers":
+        page.get_by_test_id("tab-customers").click()
+        page.wait_for_url("**/customers")
+        page.get_by_test_id("customer-row").first.wait_for()
 
 
 @pytest.fixture
 def login() -> Any:
-    """login(page, username) signs in through the login screen and waits for the list."""
+    """login(page, username, landing="customers"|"today") signs in through the login screen."""
     return _login
 
 

@@ -1,0 +1,80 @@
+"""Scheduler placement and leader election (SPEC L2)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.jobs.scheduler import KehuScheduler
+from app.main import create_app
+
+
+async def wait_until(condition, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_embedded_scheduler_runs_in_the_web_process(settings):
+    app = create_app(settings.model_copy(update={"scheduler_enabled": True}))
+    async with app.router.lifespan_context(app):
+        scheduler = app.state.scheduler
+        if app.state.engine.dialect.name == "sqlite":
+            assert scheduler.is_leader
+        else:
+            await wait_until(lambda: scheduler.is_leader)
+        assert scheduler.job_ids == ["dispatch_reminders", "purge_expired_rows"]
+    assert app.state.scheduler.is_leader is True  # stopped cleanly, state kept for inspection
+
+
+async def test_setting_turns_the_embedded_scheduler_off(settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert app.state.scheduler is None
+
+
+async def test_one_active_scheduler_and_takeover_when_the_holder_dies(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("leader election uses PostgreSQL advisory locks")
+    settings = Settings(database_url=database_url, secret_key="k" * 40)
+    engines = [create_engine(database_url) for _ in range(3)]
+    async with httpx.AsyncClient() as http:
+        first, second = (
+            KehuScheduler(
+                e,
+                create_sessionmaker(e),
+                settings,
+                http,
+                leader_retry_seconds=0.2,
+                lock_check_seconds=0.2,
+            )
+            for e in engines[:2]
+        )
+        await first.start()
+        await wait_until(lambda: first.is_leader)
+        await second.start()
+        await asyncio.sleep(1.0)
+        assert first.is_leader and not second.is_leader
+
+        # Kill the holder's database connection, as if its process had died.
+        async with engines[2].connect() as admin:
+            await admin.execute(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": first.lock_backend_pid}
+            )
+            await admin.commit()
+        await wait_until(lambda: second.is_leader and not first.is_leader, within=10)
+        await asyncio.sleep(1.0)
+        assert second.is_leader and not first.is_leader  # the old holder stays standby
+
+        await second.stop()
+        await wait_until(lambda: first.is_leader, within=10)  # and takes over again when free
+        await first.stop()
+    for engine in engines:
+        await engine.dispose()
