@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Reminders: how late a reminder may still be pushed after downtime; older ones are "missed".
     reminder_max_lateness_minutes: int = 60
     dispatch_interval_seconds: int = 60
+    # Birthdays and signing anniversaries remind the owner this many days ahead.
+    relationship_days_ahead: int = 3
     dispatch_batch_size: int = 500
     push_concurrency: int = 20
     push_max_attempts: int = 8

@@ -1,4 +1,4 @@
-"""Scheduled job: deliver due reminders to the inbox and to devices (SPEC D3)."""
+"""Scheduled jobs: deliver due reminders (D3); plan relationship reminders (D7) and digests (D6)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,20 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.services import notifications
+from app.services import notifications, relationship
 
 
 async def dispatch_reminders(
     maker: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient
 ) -> None:
     await notifications.dispatch(maker, settings, http)
+
+
+async def schedule_relationship_reminders(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    await relationship.schedule_relationship_reminders(maker, settings.relationship_days_ahead)
+
+
+async def schedule_digests(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    await relationship.schedule_digests(maker)

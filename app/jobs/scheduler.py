@@ -56,32 +56,39 @@ class KehuScheduler:
         self._add_jobs()
 
     def _add_jobs(self) -> None:
-        def job(
-            func: Callable[..., Awaitable[Any]], job_id: str, seconds: float, grace: int
-        ) -> None:
-            # coalesce: ticks missed while paused or busy run once, not many times; the grace time
-            # skips a tick that is badly late (the next one picks up the same still-due rows).
+        maker, settings = self.maker, self.settings
+        # coalesce: ticks missed while paused or busy run once, not many times; the grace time
+        # skips a tick that is badly late (the next one picks up the same still-due rows).
+        jobs: list[tuple[str, Callable[..., Awaitable[Any]], list[Any], float, int]] = [
+            (
+                "dispatch_reminders",
+                reminders.dispatch_reminders,
+                [maker, settings, self.http],
+                settings.dispatch_interval_seconds,
+                30,
+            ),
+            ("schedule_digests", reminders.schedule_digests, [maker, settings], 600, 300),
+            (
+                "schedule_relationship_reminders",
+                reminders.schedule_relationship_reminders,
+                [maker, settings],
+                6 * 3600,
+                3600,
+            ),
+            ("purge_expired_rows", housekeeping.purge_expired_rows, [maker], 3600, 600),
+        ]
+        for job_id, func, args, seconds, grace in jobs:
             self._aps.add_job(
                 func,
                 "interval",
                 seconds=seconds,
                 id=job_id,
-                args=[self.maker, self.settings, self.http]
-                if job_id == "dispatch_reminders"
-                else [self.maker],
+                args=args,
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=grace,
                 replace_existing=True,
             )
-
-        job(
-            reminders.dispatch_reminders,
-            "dispatch_reminders",
-            self.settings.dispatch_interval_seconds,
-            30,
-        )
-        job(housekeeping.purge_expired_rows, "purge_expired_rows", 3600, 600)
 
     @property
     def job_ids(self) -> list[str]:

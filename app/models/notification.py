@@ -122,5 +122,6 @@ class NotificationSettings(Base):
     push_kinds: Mapped[dict[str, bool]] = mapped_column(JSONType, default=dict)
     quiet_start: Mapped[str | None] = mapped_column(String(5))  # "22:00", user's local time
     quiet_end: Mapped[str | None] = mapped_column(String(5))
-    digest_hour: Mapped[int | None] = mapped_column(Integer, default=8)
+    # NULL: no digest. (Users without a settings row get the default hour, 8.)
+    digest_hour: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -30,7 +30,12 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
             assert scheduler.is_leader
         else:
             await wait_until(lambda: scheduler.is_leader)
-        assert scheduler.job_ids == ["dispatch_reminders", "purge_expired_rows"]
+        assert scheduler.job_ids == [
+            "dispatch_reminders",
+            "purge_expired_rows",
+            "schedule_digests",
+            "schedule_relationship_reminders",
+        ]
     assert app.state.scheduler.is_leader is True  # stopped cleanly, state kept for inspection
 
 

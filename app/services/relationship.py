@@ -1,0 +1,192 @@
+"""Relationship reminders and the morning digest (SPEC D6, D7).
+
+Both are generated as reminder rows with a ``dedupe_key`` (unique), so a job that runs twice, or in
+two processes, creates each reminder once; the dispatcher then delivers them like any other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.models import Contact, Customer, NotificationSettings, Reminder, User, Visit
+from app.models.base import utcnow
+from app.services.today import next_anniversary, user_zone
+
+REMIND_AT = dt.time(9, 0)  # local time of relationship reminders
+
+
+async def insert_reminders_once(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Insert reminders, skipping any whose ``dedupe_key`` exists already."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Reminder).values(rows)
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def schedule_relationship_reminders(
+    maker: async_sessionmaker[AsyncSession], days_ahead: int, now: dt.datetime | None = None
+) -> int:
+    """Birthdays of customers and contacts, and signing anniversaries, ``days_ahead`` days early."""
+    now = now or utcnow()
+    async with transaction(maker) as session:
+        owners = {
+            uid: user_zone(zone)
+            for uid, zone in (await session.execute(select(User.id, User.timezone))).all()
+        }
+        live = (Customer.deleted_at.is_(None), Customer.owner_id.is_not(None))
+        dates: list[tuple[str, Any, int, int | None, str, Any]] = []
+        for cid, owner, name, birth, signed in (
+            await session.execute(
+                select(
+                    Customer.id,
+                    Customer.owner_id,
+                    Customer.name,
+                    Customer.birth_date,
+                    Customer.signed_at,
+                ).where(
+                    *live, (Customer.birth_date.is_not(None)) | (Customer.signed_at.is_not(None))
+                )
+            )
+        ).all():
+            if birth is not None:
+                dates.append(("birthday", owner, cid, None, name, birth))
+            if signed is not None and owner is not None:
+                local = signed.astimezone(owners[owner]).date()
+                dates.append(("anniversary", owner, cid, None, name, local))
+        for contact_id, cid, owner, name, birth in (
+            await session.execute(
+                select(
+                    Contact.id,
+                    Contact.customer_id,
+                    Customer.owner_id,
+                    Contact.name,
+                    Contact.birth_date,
+                )
+                .join(Customer, Customer.id == Contact.customer_id)
+                .where(*live, Contact.deleted_at.is_(None), Contact.birth_date.is_not(None))
+            )
+        ).all():
+            dates.append(("birthday", owner, cid, contact_id, name, birth))
+
+        rows = []
+        for kind, recipient, customer_id, person_id, name, day in dates:
+            if recipient is None or day is None:
+                continue
+            zone = owners[recipient]
+            today = now.astimezone(zone).date()
+            upcoming = next_anniversary(day, today)
+            if kind == "anniversary" and upcoming.year == day.year:
+                continue  # the signing day itself is no anniversary
+            days = (upcoming - today).days
+            if days > days_ahead:
+                continue
+            remind = dt.datetime.combine(
+                upcoming - dt.timedelta(days=days_ahead), REMIND_AT, tzinfo=zone
+            )
+            label = "生日" if kind == "birthday" else "签约周年"
+            who = f"contact:{person_id}" if person_id else f"customer:{customer_id}"
+            rows.append(
+                {
+                    "user_id": recipient,
+                    "kind": kind,
+                    "due_at": max(remind.astimezone(dt.UTC), now),
+                    "customer_id": customer_id,
+                    "title": f"{name} {label}：{upcoming:%m-%d}",
+                    "body": "送上一句问候，维系关系" if days else f"今天是{name}的{label}",
+                    "link": f"/customers/{customer_id}",
+                    "data": {
+                        "customer_id": customer_id,
+                        "contact_id": person_id,
+                        "date": upcoming.isoformat(),
+                    },
+                    "dedupe_key": f"{kind}:{who}:{upcoming.year}",
+                    "state": "pending",
+                    "created_at": now,
+                }
+            )
+        return await insert_reminders_once(session, rows)
+
+
+async def schedule_digests(
+    maker: async_sessionmaker[AsyncSession], now: dt.datetime | None = None
+) -> int:
+    """A morning summary for every active user whose digest hour has come today (local time)."""
+    now = now or utcnow()
+    async with transaction(maker) as session:
+        configured = set((await session.scalars(select(NotificationSettings.user_id))).all())
+        users = (
+            await session.execute(
+                select(User.id, User.timezone, NotificationSettings.digest_hour)
+                .outerjoin(NotificationSettings, NotificationSettings.user_id == User.id)
+                .where(User.is_active.is_(True))
+            )
+        ).all()
+        done = set(
+            (
+                await session.scalars(
+                    select(Reminder.dedupe_key).where(
+                        Reminder.kind == "digest", Reminder.created_at >= now - dt.timedelta(days=2)
+                    )
+                )
+            ).all()
+        )
+        rows = []
+        for uid, zone_name, digest_hour in users:
+            # No settings row means the default hour; a stored NULL means "no digest".
+            hour: int | None = 8 if digest_hour is None and uid not in configured else digest_hour
+            if hour is None:
+                continue
+            zone = user_zone(zone_name)
+            local = now.astimezone(zone)
+            key = f"digest:{uid}:{local.date().isoformat()}"
+            if local.hour < hour or key in done:
+                continue
+            start = dt.datetime.combine(local.date(), dt.time(), tzinfo=zone).astimezone(dt.UTC)
+            end = start + dt.timedelta(days=1)
+            visits = await session.scalar(
+                select(func.count())
+                .select_from(Visit)
+                .where(
+                    Visit.owner_id == uid,
+                    Visit.status == "planned",
+                    Visit.starts_at >= start,
+                    Visit.starts_at < end,
+                )
+            )
+            due = await session.scalar(
+                select(func.count())
+                .select_from(Customer)
+                .where(
+                    Customer.owner_id == uid,
+                    Customer.deleted_at.is_(None),
+                    Customer.next_follow_up_at < end,
+                )
+            )
+            rows.append(
+                {
+                    "user_id": uid,
+                    "kind": "digest",
+                    "due_at": now,
+                    "title": f"今日简报 {local:%m-%d}",
+                    "body": f"今天有 {visits} 个拜访，{due} 位客户待跟进",
+                    "link": "/",
+                    "data": {
+                        "date": local.date().isoformat(),
+                        "visits": visits,
+                        "due_follow_ups": due,
+                    },
+                    "dedupe_key": key,
+                    "state": "pending",
+                    "created_at": now,
+                }
+            )
+        return await insert_reminders_once(session, rows)
