@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,10 +43,12 @@ from app.models import (
     CustomerTag,
     CustomFieldDefinition,
     Department,
+    Reminder,
     Role,
     Tag,
     TagGroup,
     User,
+    Visit,
     user_roles,
 )
 from app.models import Customer as CustomerModel
@@ -897,6 +900,67 @@ async def _ensure_config(session: AsyncSession, now: dt.datetime) -> dict[tuple[
     return {key: tag.id for key, tag in tags.items()}
 
 
+_VISIT_NOTES = ("带新品样册", "确认续约条款", "演示系统功能", "回访使用情况", "商谈年度采购计划")
+
+
+async def _write_visits(
+    session: AsyncSession, rng: random.Random, user_ids: dict[str, int], now: dt.datetime
+) -> None:
+    """A few planned visits per rep (today and the coming days) with reminders, so the "today"
+    screen and the reminder dispatcher have something to show from the first login."""
+    zone = ZoneInfo("Asia/Shanghai")
+    today = now.astimezone(zone).date()
+    for username, user_id in user_ids.items():
+        if not username.startswith("rep"):
+            continue
+        owned = (
+            await session.execute(
+                select(CustomerModel.id, CustomerModel.name)
+                .where(CustomerModel.owner_id == user_id)
+                .order_by(CustomerModel.id)
+                .limit(40)
+            )
+        ).all()
+        picks = rng.sample(owned, k=min(5, len(owned)))
+        for index, (customer_id, name) in enumerate(picks):
+            day = today + dt.timedelta(days=0 if index < 2 else index - 1)
+            starts = dt.datetime.combine(day, dt.time(10 + 2 * (index % 4), 0), tzinfo=zone)
+            if starts <= now:
+                starts = (now + dt.timedelta(hours=1 + index)).replace(
+                    minute=0, second=0, microsecond=0
+                )
+            visit = Visit(
+                customer_id=customer_id,
+                owner_id=user_id,
+                starts_at=starts.astimezone(dt.UTC),
+                duration_minutes=rng.choice((30, 60, 90)),
+                note=rng.choice(_VISIT_NOTES),
+                status="planned",
+                reminder_offsets_minutes=[30],
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(visit)
+            await session.flush()
+            local = starts.astimezone(zone)
+            session.add(
+                Reminder(
+                    user_id=user_id,
+                    kind="visit_reminder",
+                    due_at=(starts - dt.timedelta(minutes=30)).astimezone(dt.UTC),
+                    visit_id=visit.id,
+                    customer_id=customer_id,
+                    offset_minutes=30,
+                    title=f"拜访提醒：{name}",
+                    body=f"30 分钟后（{local:%m-%d %H:%M}）拜访 {name}",
+                    link=f"/visits/{visit.id}",
+                    data={"visit_id": visit.id, "customer_id": customer_id},
+                    created_at=now,
+                )
+            )
+    await session.flush()
+
+
 async def _create_org(
     session: AsyncSession, roles: dict[str, Role], password_hash: str, phones: list[str],
     since: dt.datetime,
@@ -1129,6 +1193,7 @@ async def seed_demo(
         user_ids = await _create_org(session, roles, password_hash, user_phones, since)
         tag_ids = await _ensure_config(session, since)
         await _write_customers(session, plans, user_ids, tag_ids)
+        await _write_visits(session, random.Random(seed + 1), user_ids, now)
     # Fresh planner statistics after a bulk load: without them PostgreSQL plans a 200k-row table
     # as if it were empty (measured: list p50 198 ms before ANALYZE, 10 ms after; bench/RESULTS.md).
     async with maker() as session:
