@@ -4,8 +4,13 @@ import { i18n } from './i18n'
 import { router } from './router'
 import { installVant } from './plugins/vant'
 import { setSessionEndedHandler } from './api/client'
+import { markNotificationRead } from './api/endpoints'
+import { isLoggedIn } from './api/tokens'
 import { me } from './stores/session'
 import { resetMeta } from './stores/meta'
+import { refreshUnread } from './stores/notifications'
+import { appLink } from './utils/activities'
+import { registerServiceWorker } from './utils/push'
 import './styles.css'
 
 setSessionEndedHandler(() => {
@@ -22,3 +27,19 @@ installVant(app)
 app.use(i18n)
 app.use(router)
 app.mount('#app')
+
+// Web Push (SPEC K3): the service worker shows pushes; a tapped one is routed here in place
+if ('serviceWorker' in navigator) {
+  void registerServiceWorker()
+  navigator.serviceWorker.addEventListener('message', (event: MessageEvent) => {
+    const msg = event.data as { type?: string; link?: string; notification_id?: unknown } | null
+    if (msg?.type !== 'kehu:navigate') return
+    if (typeof msg.notification_id === 'number' && isLoggedIn.value) {
+      markNotificationRead(msg.notification_id)
+        .then(refreshUnread)
+        .catch(() => undefined)
+    }
+    const link = appLink(msg.link)
+    if (link) void router.push(link)
+  })
+}

@@ -14,7 +14,7 @@ declare module 'vue-router' {
 export const router = createRouter({
   history: createWebHistory('/'),
   routes: [
-    { path: '/', redirect: '/customers' },
+    { path: '/', name: 'today', component: () => import('@/views/TodayView.vue'), meta: { tabbar: true } },
     { path: '/login', name: 'login', component: () => import('@/views/LoginView.vue'), meta: { public: true } },
     {
       path: '/customers',
@@ -35,8 +35,38 @@ export const router = createRouter({
       component: () => import('@/views/CustomerFormView.vue'),
       props: (route) => ({ id: Number(route.params.id) }),
     },
+    {
+      path: '/customers/:id(\\d+)/follow-ups/new',
+      name: 'follow-up-new',
+      component: () => import('@/views/FollowUpFormView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    {
+      path: '/customers/:id(\\d+)/visits/new',
+      name: 'visit-new',
+      component: () => import('@/views/VisitPlanView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
+    {
+      path: '/visits/:id(\\d+)',
+      name: 'visit',
+      component: () => import('@/views/VisitDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    {
+      path: '/notifications',
+      name: 'notifications',
+      component: () => import('@/views/NotificationsView.vue'),
+      meta: { tabbar: true },
+    },
     { path: '/me', name: 'me', component: () => import('@/views/MeView.vue'), meta: { tabbar: true } },
-    { path: '/:pathMatch(.*)*', redirect: '/customers' },
+    {
+      path: '/me/notifications',
+      name: 'notification-settings',
+      component: () => import('@/views/NotificationSettingsView.vue'),
+    },
+    { path: '/:pathMatch(.*)*', redirect: '/' },
   ],
 })
 
@@ -44,7 +74,7 @@ router.beforeEach(async (to): Promise<RouteLocationRaw | true> => {
   if (!to.meta.public && !isLoggedIn.value) {
     return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
   }
-  if (to.name === 'login' && isLoggedIn.value) return { name: 'customers' }
+  if (to.name === 'login' && isLoggedIn.value) return { name: 'today' }
   if (isLoggedIn.value && !me.value) {
     // the profile (permissions) once per page load; a failure is handled by the screens
     await loadMe().catch(() => undefined)
@@ -55,5 +85,5 @@ router.beforeEach(async (to): Promise<RouteLocationRaw | true> => {
 
 /** Where to go after logging in: a same-app path only (no open redirect). */
 export function redirectTarget(raw: unknown): string {
-  return typeof raw === 'string' && raw.startsWith('/') && !raw.startsWith('//') ? raw : '/customers'
+  return typeof raw === 'string' && raw.startsWith('/') && !raw.startsWith('//') ? raw : '/'
 }

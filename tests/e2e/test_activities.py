@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import re
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,21 @@ def test_today_is_the_home_screen_with_four_tabs(page: Any, login: Any, shot: An
     expect(page.get_by_test_id("today-approvals")).to_have_count(0)
     shot(page, "today")
     shot(page, "today-full", full_page=True)
+
+
+@pytest.mark.e2e
+def test_today_and_inbox_in_english(page: Any, login: Any, shot: Any) -> None:
+    page.goto("/login")
+    page.evaluate("localStorage.setItem('kehu.locale', 'en')")
+    login(page, "rep1", landing="today")
+    tabs = page.get_by_test_id("tabbar").locator(".van-tabbar-item")
+    expect(tabs).to_have_text(["Today", "Customers", "Inbox", "Me"])
+    expect(page.get_by_test_id("today-visits")).to_be_visible()
+    expect(page.locator(".section-title").first).to_have_text(re.compile("Today's visits"))
+    shot(page, "today-english")
+    page.get_by_test_id("tab-inbox").click()
+    expect(page.get_by_test_id("mark-all-read")).to_have_text("Mark all read")
+    shot(page, "inbox-english")
 
 
 @pytest.mark.e2e
@@ -157,8 +173,17 @@ def test_visit_reminder_reaches_the_inbox_and_opens_the_visit(
     expect(page.get_by_test_id("visit-reminder")).to_have_count(2)
     shot(page, "visit-detail-planned")
 
-    # Today, with the unread badge live from the notification stream
+    # it is among the visits from today on (reached from Today)
     page.goto("/")
+    page.get_by_test_id("today-visits-more").click()
+    page.wait_for_url("**/visits")
+    row = page.locator(f"[data-testid=visit-row][data-visit-id='{visit['id']}']")
+    expect(row).to_contain_text(customer["name"])
+    expect(row).to_contain_text("待拜访")
+    shot(page, "visit-list")
+
+    # Today, with the unread badge live from the notification stream
+    page.go_back()
     page.get_by_test_id("today").wait_for()
     badge = page.get_by_test_id("tab-inbox").locator(".van-badge")
     before = rep1_api.get("/notifications/unread-count")["count"]
@@ -380,13 +405,18 @@ def test_enable_push_on_this_device_and_show_a_push(
             "data": json.dumps(payload, ensure_ascii=False),
         },
     )
-    shown = page.wait_for_function(
-        """async () => {
-            const reg = await navigator.serviceWorker.ready
-            const list = await reg.getNotifications({ tag: '987654' })
-            return list.length ? { title: list[0].title, body: list[0].body, data: list[0].data } : null
-        }"""
-    ).json_value()
+    shown = None
+    for _ in range(50):
+        shown = page.evaluate(
+            """async () => {
+                const reg = await navigator.serviceWorker.ready
+                const [n] = await reg.getNotifications({ tag: '987654' })
+                return n ? { title: n.title, body: n.body, data: n.data } : null
+            }"""
+        )
+        if shown:
+            break
+        page.wait_for_timeout(100)
     assert shown == {
         "title": payload["title"],
         "body": payload["body"],
@@ -401,3 +431,30 @@ def test_enable_push_on_this_device_and_show_a_push(
     assert answer.value.status == 204
     assert f"endpoint={quote(endpoint, safe='')}" in answer.value.url
     expect(switch).not_to_have_class(re.compile(r"van-switch--on"))
+
+
+@pytest.mark.e2e
+def test_unread_badge_falls_back_to_polling_when_the_stream_fails(page: Any, login: Any) -> None:
+    attempts: list[float] = []
+    polls: list[float] = []
+
+    def refuse(route: Any) -> None:
+        attempts.append(time.monotonic())
+        route.abort()
+
+    page.route(re.compile(r"/api/v1/notifications/stream"), refuse)
+
+    def count_polls(request: Any) -> None:
+        if "/notifications/unread-count" in request.url:
+            polls.append(time.monotonic())
+
+    page.on("request", count_polls)
+    login(page, "rep1", landing="today")
+    for _ in range(100):
+        if len(attempts) >= 3 and polls and polls[-1] > attempts[2]:
+            break
+        page.wait_for_timeout(100)
+    assert len(attempts) >= 3, "the stream is retried"
+    first_gap, second_gap = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert first_gap >= 0.4 and second_gap >= first_gap, (first_gap, second_gap)  # backing off
+    assert polls and polls[-1] > attempts[2], "after the third failure the count is polled"

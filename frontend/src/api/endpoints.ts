@@ -4,7 +4,20 @@
  */
 import { api, body, unwrap, type ApiPaths } from './client'
 import { ApiError } from './errors'
-import type { Contact, ContactCreate, Customer, CustomerCreate, CustomerUpdate, DuplicateMatch, TokenOut } from './types'
+import type {
+  Contact,
+  ContactCreate,
+  Customer,
+  CustomerCreate,
+  CustomerUpdate,
+  DuplicateMatch,
+  FollowUpCreate,
+  NotificationSettingsUpdate,
+  TokenOut,
+  VisitComplete,
+  VisitCreate,
+  VisitReschedule,
+} from './types'
 
 export type CustomerListQuery = NonNullable<ApiPaths['/customers']['get']['parameters']['query']>
 
@@ -92,6 +105,94 @@ export async function deleteContact(id: number, etag: string): Promise<void> {
 export const listCustomFields = () => body(api.GET('/custom-fields'))
 
 export const listTagGroups = () => body(api.GET('/tag-groups'))
+
+// ----- follow-ups (D1) -----
+
+export const customerFollowUps = (customerId: number, cursor?: string | null) =>
+  body(
+    api.GET('/customers/{customer_id}/follow-ups', {
+      params: { path: { customer_id: customerId }, query: { limit: 20, ...(cursor ? { cursor } : {}) } },
+    }),
+  )
+
+export const createFollowUp = (payload: FollowUpCreate) => body(api.POST('/follow-ups', { body: payload }))
+
+export const getFollowUp = (id: number) =>
+  body(api.GET('/follow-ups/{follow_up_id}', { params: { path: { follow_up_id: id } } }))
+
+// ----- visits (D2) -----
+
+export type VisitListQuery = NonNullable<ApiPaths['/visits']['get']['parameters']['query']>
+
+export const listVisits = (query: VisitListQuery) => body(api.GET('/visits', { params: { query } }))
+
+export const createVisit = (payload: VisitCreate) => body(api.POST('/visits', { body: payload }))
+
+export const getVisit = (id: number) => unwrap(api.GET('/visits/{visit_id}', { params: { path: { visit_id: id } } }))
+
+export const rescheduleVisit = (id: number, payload: VisitReschedule, etag: string) =>
+  unwrap(
+    api.POST('/visits/{visit_id}/reschedule', {
+      params: { path: { visit_id: id } },
+      headers: { 'If-Match': etag },
+      body: payload,
+    }),
+  )
+
+export const completeVisit = (id: number, payload: VisitComplete, etag: string) =>
+  unwrap(
+    api.POST('/visits/{visit_id}/complete', {
+      params: { path: { visit_id: id } },
+      headers: { 'If-Match': etag },
+      body: payload,
+    }),
+  )
+
+export const cancelVisit = (id: number, reason: string | null, etag: string) =>
+  unwrap(
+    api.POST('/visits/{visit_id}/cancel', {
+      params: { path: { visit_id: id } },
+      headers: { 'If-Match': etag },
+      body: reason ? { reason } : {},
+    }),
+  )
+
+// ----- notifications (D4) -----
+
+export const listNotifications = (cursor?: string | null, unread?: boolean) =>
+  body(
+    api.GET('/notifications', {
+      params: { query: { limit: 30, ...(cursor ? { cursor } : {}), ...(unread ? { unread: true } : {}) } },
+    }),
+  )
+
+export const unreadCount = async (): Promise<number> => (await body(api.GET('/notifications/unread-count'))).count
+
+export async function markNotificationRead(id: number): Promise<void> {
+  await unwrap(api.POST('/notifications/{notification_id}/read', { params: { path: { notification_id: id } } }))
+}
+
+export const markAllNotificationsRead = () => body(api.POST('/notifications/read-all'))
+
+export const getNotificationSettings = () => body(api.GET('/notification-settings'))
+
+export const saveNotificationSettings = (payload: NotificationSettingsUpdate) =>
+  body(api.PUT('/notification-settings', { body: payload }))
+
+// ----- push (K3) -----
+
+export const vapidPublicKey = async (): Promise<string> => (await body(api.GET('/push/vapid-public-key'))).public_key
+
+export const savePushSubscription = (endpoint: string, keys: { p256dh: string; auth: string }) =>
+  body(api.POST('/push/subscriptions', { body: { endpoint, keys, user_agent: navigator.userAgent.slice(0, 300) } }))
+
+export async function deletePushSubscription(endpoint: string): Promise<void> {
+  await unwrap(api.DELETE('/push/subscriptions', { params: { query: { endpoint } } }))
+}
+
+// ----- today (D5) -----
+
+export const fetchToday = () => body(api.GET('/today'))
 
 /** The matches carried by a 409 `duplicate-customer` problem, or null for any other error. */
 export function duplicatesOf(err: unknown): DuplicateMatch[] | null {

@@ -20,13 +20,16 @@ import {
   NavBar,
   NoticeBar,
   Picker,
+  PickerGroup,
   Popup,
   PullRefresh,
   Radio,
   RadioGroup,
+  Rate,
   Search,
   Skeleton,
   Step,
+  Stepper,
   Steps,
   Switch,
   Tab,
@@ -34,6 +37,7 @@ import {
   TabbarItem,
   Tabs,
   Tag,
+  TimePicker,
 } from 'vant'
 import 'vant/lib/index.css'
 
@@ -57,13 +61,16 @@ const components = [
   NavBar,
   NoticeBar,
   Picker,
+  PickerGroup,
   Popup,
   PullRefresh,
   Radio,
   RadioGroup,
+  Rate,
   Search,
   Skeleton,
   Step,
+  Stepper,
   Steps,
   Switch,
   Tab,
@@ -71,6 +78,7 @@ const components = [
   TabbarItem,
   Tabs,
   Tag,
+  TimePicker,
 ]
 
 export function installVant(app: App): void {

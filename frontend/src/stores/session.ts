@@ -2,6 +2,7 @@ import { ref } from 'vue'
 import { fetchMe, logout as apiLogout } from '@/api/endpoints'
 import { tokens } from '@/api/tokens'
 import type { Me } from '@/api/types'
+import { forgetPushOnThisDevice } from '@/utils/push'
 
 export const me = ref<Me | null>(null)
 
@@ -19,8 +20,10 @@ export function can(permission: string): boolean {
   return me.value?.permissions.includes(permission) ?? false
 }
 
-/** Revoke the refresh token (best effort) and forget everything about the user. */
+/** Drop this device's push subscription and revoke the refresh token (best effort), forget the user. */
 export async function signOut(): Promise<void> {
+  // the next person on this phone must not receive this user's pushes
+  await forgetPushOnThisDevice()
   const refresh = tokens.refresh
   if (refresh) {
     try {

@@ -12,6 +12,9 @@ export function showError(err: unknown): void {
   showFailToast({ message: errorMessage(err), wordBreak: 'break-word' })
 }
 
+/** Whose field labels a form's errors use (`customer.fields`, `contact.*`, `followUp.fields`, `visit.fields`). */
+export type FormEntity = 'customer' | 'contact' | 'followUp' | 'visit'
+
 export function isStale(err: unknown): boolean {
   return err instanceof ApiError && err.status === 412
 }
@@ -24,7 +27,7 @@ export function isStale(err: unknown): boolean {
 export function formErrors(
   err: unknown,
   shows: (field: string) => boolean,
-  entity: 'customer' | 'contact' = 'customer',
+  entity: FormEntity = 'customer',
 ): Record<string, string> {
   if (!(err instanceof ApiError) || !err.errors.length) {
     showError(err)

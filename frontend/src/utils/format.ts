@@ -57,3 +57,41 @@ export function levelTagType(level: string | null | undefined): 'danger' | 'warn
   if (level === 'C') return 'primary'
   return 'default'
 }
+
+/** `14:30` in local time. */
+export function formatTime(value: string | null | undefined): string {
+  const d = toDate(value)
+  if (!d) return ''
+  return new Intl.DateTimeFormat(currentLocale(), { hour: '2-digit', minute: '2-digit', hour12: false }).format(d)
+}
+
+/** `5月3日 周五` / `Fri, May 3`: a day heading. */
+export function formatDay(value: string | Date | null | undefined): string {
+  const d = value instanceof Date ? value : toDate(value)
+  if (!d) return ''
+  return new Intl.DateTimeFormat(currentLocale(), { month: 'short', day: 'numeric', weekday: 'short' }).format(d)
+}
+
+/** An ISO 8601 date-time with the local UTC offset (`2024-05-01T14:30:00+08:00`), for the API. */
+export function toOffsetIso(d: Date): string {
+  const pad = (n: number) => String(Math.floor(Math.abs(n))).padStart(2, '0')
+  const offset = -d.getTimezoneOffset()
+  const sign = offset >= 0 ? '+' : '-'
+  return (
+    `${isoDate(d)}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+    `${sign}${pad(offset / 60)}:${pad(offset % 60)}`
+  )
+}
+
+/** Midnight today, local time. */
+export function startOfToday(now: Date = new Date()): Date {
+  return new Date(now.getFullYear(), now.getMonth(), now.getDate())
+}
+
+/** Whole local days from today to `value` (negative = in the past). */
+export function daysFromToday(value: string | null | undefined, now: Date = new Date()): number | null {
+  const d = toDate(value)
+  if (!d) return null
+  const day = new Date(d.getFullYear(), d.getMonth(), d.getDate())
+  return Math.round((day.getTime() - startOfToday(now).getTime()) / 86_400_000)
+}

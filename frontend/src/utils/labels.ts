@@ -14,6 +14,9 @@ const CONTACT_FIELD_KEYS: Record<string, string> = {
   notes: 'contact.notes',
 }
 
+/** Where an entity's field labels live (the API's timeline says `follow_up`, the forms `followUp`). */
+const ENTITY_LABELS: Record<string, string> = { followUp: 'followUp', follow_up: 'followUp', visit: 'visit' }
+
 export function fieldLabel(field: string, entity: string = 'customer'): string {
   const { t, te } = i18n.global
   if (field.startsWith('custom_fields.')) {
@@ -21,6 +24,9 @@ export function fieldLabel(field: string, entity: string = 'customer'): string {
     return customFieldByKey.value.get(key)?.label ?? key
   }
   if (entity === 'contact' && CONTACT_FIELD_KEYS[field]) return t(CONTACT_FIELD_KEYS[field])
+  // follow-ups and visits (forms, timeline entries): their own labels first (`followUp.fields.content`)
+  const own = ENTITY_LABELS[entity]
+  if (own && te(`${own}.fields.${field}`)) return t(`${own}.fields.${field}`)
   const path = `customer.fields.${field}`
   if (te(path)) return t(path)
   const cf = customFieldByKey.value.get(field)
@@ -32,6 +38,7 @@ const ENUM_PATHS: Record<string, string> = {
   kind: 'customer.kind',
   gender: 'customer.gender',
   deal_status: 'customer.dealStatus',
+  type: 'followUp.types',
 }
 
 /** A stored value as text: enums translated, lists joined, dates formatted, empty as "empty". */

@@ -141,6 +141,16 @@ const VALUE_ERRORS: [RegExp, (m: RegExpExecArray, ctx: FieldContext) => string][
   ],
   [/^(?:taken|.* is taken)$/, (_, { t, field }) => t('fieldErrors.taken', { field })],
   [/^no such /, (_, { t, field }) => t('fieldErrors.noSuchRecord', { field })],
+  // follow-ups and visits (app/schemas/activity.py, app/services/activities.py)
+  [/^a visit is planned for the future$/, (_, { t, field }) => t('fieldErrors.mustBeFuture', { field })],
+  [/^must come after the follow-up itself$/, (_, { t, field }) => t('fieldErrors.afterFollowUp', { field })],
+  [/^must lie within the last (\d+) days/, (m, { t, field }) => t('fieldErrors.withinLastDays', { field, n: m[1] })],
+  [/^not a contact of this customer$/, (_, { t }) => t('fieldErrors.notCustomersContact', {})],
+  [/^a return visit needs a satisfaction score/, (_, { t }) => t('fieldErrors.satisfactionRequired', {})],
+  [/^only a return visit takes a satisfaction score$/, (_, { t }) => t('fieldErrors.satisfactionOnlyReturnVisit', {})],
+  [/^reminder offsets are minutes between 0 and (\d+)$/, (m, { t }) => t('fieldErrors.reminderOffsets', { n: m[1] })],
+  [/^unknown kinds: (.*)$/, (m, { t }) => t('fieldErrors.unknownKinds', { kinds: m[1] })],
+  [/^push endpoints are https URLs$/, (_, { t }) => t('fieldErrors.pushEndpoint', {})],
   [/^expected a number$/, (_, { t, field }) => t('fieldErrors.notNumber', { field })],
   [/^expected a date/, (_, { t, field }) => t('fieldErrors.notDate', { field })],
   [/^expected text of at most (\d+)/, (m, { t, field }) => t('fieldErrors.tooLong', { field, n: m[1] })],
@@ -223,7 +233,7 @@ function byType(type: string, msg: string, ctx: FieldContext): string | null {
 /**
  * The message for one field error, e.g. `{"loc": ["body","phones",0], "msg": "Value error, not a
  * phone number: 'abc'", "type": "value_error"}` → “abc”不是有效的电话号码.
- * `entity` picks the labels (`customer` or `contact`).
+ * `entity` picks the labels (`customer`, `contact`, `followUp` or `visit`).
  */
 export function describeFieldError(error: FieldError, t: Translate = globalT, entity = 'customer'): string {
   const name = fieldName(error)
