@@ -272,3 +272,55 @@ async def test_kinds_switched_off_do_not_push(
     assert (
         stats.notified == 1 and stats.pushed == 0 and push_service.requests_for(phone.token) == []
     )
+
+
+async def test_two_dispatcher_processes_deliver_each_reminder_once(
+    app, client, maker, settings, org, push_service, db, database_url
+):
+    """Two OS processes (`kehu dispatch-reminders`) racing over the same 1,000 due reminders."""
+    import os
+    import sys
+    from pathlib import Path
+
+    phone = await subscribe(client, app, org.rep_a, push_service)
+    now = dt.datetime.now(dt.UTC)
+    await db.execute(
+        insert(Reminder),
+        [
+            {
+                "user_id": org.rep_a.id,
+                "kind": "visit_reminder",
+                "due_at": now - dt.timedelta(seconds=1),
+                "title": f"进程 {i}",
+                "body": "",
+                "link": "/",
+                "data": {},
+                "state": "pending",
+                "created_at": now,
+            }
+            for i in range(1000)
+        ],
+    )
+    await db.commit()
+    env = {
+        **os.environ,
+        "KEHU_DATABASE_URL": database_url,
+        "KEHU_PUSH_ALLOW_HTTP": "true",
+        "KEHU_LOG_LEVEL": "WARNING",
+    }
+    kehu = str(Path(sys.executable).parent / "kehu")
+    runs = [
+        await asyncio.create_subprocess_exec(
+            kehu,
+            "dispatch-reminders",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = await asyncio.gather(*(run.communicate() for run in runs))
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert await db.scalar(select(func.count()).select_from(Notification)) == 1000
+    titles = [phone.decrypt_json(p.body)["title"] for p in push_service.requests_for(phone.token)]
+    assert len(titles) == 1000 and len(set(titles)) == 1000
