@@ -37,6 +37,7 @@ from app.routers import (
 )
 from app.security import TokenSettings
 from app.services.auth import ensure_secret_key
+from app.services.notifications import vapid_keys
 
 log = logging.getLogger("kehu")
 API_PREFIX = "/api/v1"
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             access_ttl=dt.timedelta(minutes=settings.access_token_minutes),
             refresh_ttl=dt.timedelta(days=settings.refresh_token_days),
         )
+        # Web Push keys exist from the first start, so browsers can subscribe right away.
+        await vapid_keys(maker, settings)
         # One shared HTTP client (push services, later webhooks); never follows redirects.
         app.state.http = http_client()
         scheduler = None

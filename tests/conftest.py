@@ -98,7 +98,8 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     app = request.getfixturevalue("app")
     engine = app.state.engine
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # system_settings holds what the app generated at start-up (VAPID keys): keep it.
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "system_settings"]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

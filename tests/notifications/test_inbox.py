@@ -238,3 +238,10 @@ async def test_today_gathers_the_reps_day(app, client, maker, org):
     ]
     assert body["relationship"][1]["customer_id"] == person.id
     assert body["visits"] == [] and body["reclaim_warnings"] == []
+
+
+async def test_vapid_keys_exist_from_the_first_start(app, db):
+    from app.models import SystemSetting
+
+    stored = await db.get(SystemSetting, "vapid_private_pem")
+    assert stored is not None and "PRIVATE KEY" in stored.value
