@@ -30,7 +30,7 @@ from app.schemas.activity import (
 )
 from app.services import audit
 from app.services.customers import haversine_km
-from app.services.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset_after, order_by
+from app.services.pagination import fetch_page
 from app.services.versions import check_version, flush_versioned
 
 # A follow-up may be logged for the recent past (a rep catching up on the train), not the future.
@@ -209,7 +209,6 @@ async def list_follow_ups(
 ) -> tuple[list[FollowUp], str | None]:
     if customer_id is not None:
         await access.get_readable(session, principal, Customer, customer_id)
-    limit = max(1, min(limit, MAX_LIMIT))
     conditions: list[ColumnElement[bool]] = [access.readable(principal, FollowUp)]
     if customer_id is not None:
         conditions.append(FollowUp.customer_id == customer_id)
@@ -221,26 +220,15 @@ async def list_follow_ups(
         conditions.append(FollowUp.occurred_at >= occurred_from)
     if occurred_to is not None:
         conditions.append(FollowUp.occurred_at < occurred_to)
-    after = decode_cursor(cursor)
-    if after is not None:
-        conditions.append(
-            keyset_after(FollowUp.occurred_at, FollowUp.id, after, descending=True, nullable=False)
-        )
-    rows = list(
-        (
-            await session.scalars(
-                select(FollowUp)
-                .where(*conditions)
-                .order_by(
-                    *order_by(FollowUp.occurred_at, FollowUp.id, descending=True, nullable=False)
-                )
-                .limit(limit + 1)
-            )
-        ).all()
+    return await fetch_page(
+        session,
+        FollowUp,
+        conditions,
+        FollowUp.occurred_at,
+        descending=True,
+        cursor=cursor,
+        limit=limit,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].occurred_at, rows[-1].id) if more and rows else None
 
 
 # --- visits ------------------------------------------------------------------------------------
@@ -448,7 +436,6 @@ async def list_visits(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Visit], str | None]:
-    limit = max(1, min(limit, MAX_LIMIT))
     conditions: list[ColumnElement[bool]] = [access.readable(principal, Visit)]
     for column, value in (
         (Visit.status, status),
@@ -461,24 +448,9 @@ async def list_visits(
         conditions.append(Visit.starts_at >= starts_from)
     if starts_to is not None:
         conditions.append(Visit.starts_at < starts_to)
-    after = decode_cursor(cursor)
-    if after is not None:
-        conditions.append(
-            keyset_after(Visit.starts_at, Visit.id, after, descending=False, nullable=False)
-        )
-    rows = list(
-        (
-            await session.scalars(
-                select(Visit)
-                .where(*conditions)
-                .order_by(*order_by(Visit.starts_at, Visit.id, descending=False, nullable=False))
-                .limit(limit + 1)
-            )
-        ).all()
+    return await fetch_page(
+        session, Visit, conditions, Visit.starts_at, descending=False, cursor=cursor, limit=limit
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].starts_at, rows[-1].id) if more and rows else None
 
 
 async def visit_views(session: AsyncSession, visits: Sequence[Visit]) -> list[dict[str, Any]]:

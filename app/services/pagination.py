@@ -10,14 +10,17 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
+from sqlalchemy import ColumnElement, and_, literal, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ValidationFailed, field_error
 
 MAX_LIMIT = 200
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,33 @@ def order_by(expr: Any, id_col: Any, *, descending: bool, nullable: bool) -> lis
     """
     key = expr.desc() if descending else expr.asc()
     return [key.nulls_last() if nullable else key, id_col.desc() if descending else id_col.asc()]
+
+
+async def fetch_page(
+    session: AsyncSession,
+    model: type[M],
+    conditions: Sequence[ColumnElement[bool]],
+    sort: Any,
+    *,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[M], str | None]:
+    """One keyset page of ``model`` rows ordered by a non-null ``sort`` column, then id."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    id_col = model.id  # type: ignore[attr-defined]
+    where = list(conditions)
+    after = decode_cursor(cursor)
+    if after is not None:
+        where.append(keyset_after(sort, id_col, after, descending=descending, nullable=False))
+    stmt = (
+        select(model)
+        .where(*where)
+        .order_by(*order_by(sort, id_col, descending=descending, nullable=False))
+        .limit(limit + 1)
+    )
+    rows = list((await session.scalars(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(getattr(rows[-1], sort.key), rows[-1].id) if more else None  # type: ignore[attr-defined]
+    return rows, next_cursor

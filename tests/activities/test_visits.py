@@ -170,3 +170,22 @@ async def test_reps_see_their_own_visits_and_managers_their_scope(app, client, m
             headers={**auth(app, org.rep_a), "If-Match": '"1"'},
         )
         assert r.status_code == 404, path
+
+
+async def test_visits_page_soonest_first(app, client, maker, org):
+    customer = await make_customer(maker, org.rep_a, "分页")
+    planned = [
+        (await plan(client, app, org.rep_a, customer, at(days=d), offsets=())).json()["id"]
+        for d in (3, 1, 2, 5, 4)
+    ]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await client.get("/api/v1/visits", params=params, headers=auth(app, org.rep_a))
+        ).json()
+        seen += [v["id"] for v in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [planned[i] for i in (1, 2, 0, 4, 3)]
