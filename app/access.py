@@ -32,6 +32,7 @@ from app.models import (
     Department,
     FollowUp,
     Notification,
+    Opportunity,
     PushSubscription,
     Role,
     User,
@@ -244,6 +245,21 @@ def _visit_writable(principal: Principal, _now: dt.datetime) -> ColumnElement[bo
     return or_(mine, owner_in_scope(principal, "customer", Visit.owner_id))
 
 
+def _opportunity_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    """Opportunities the caller owns or oversees, or whose customer the caller may read."""
+    return or_(
+        owner_in_scope(principal, "customer", Opportunity.owner_id),
+        exists().where(Customer.id == Opportunity.customer_id, _customer_readable(principal, now)),
+    )
+
+
+def _opportunity_writable(principal: Principal, _now: dt.datetime) -> ColumnElement[bool]:
+    mine = Opportunity.owner_id == principal.user_id
+    if not principal.can("customer.update"):
+        return mine
+    return or_(mine, owner_in_scope(principal, "customer", Opportunity.owner_id))
+
+
 def _own(
     column: InstrumentedAttribute[Any],
 ) -> Callable[[Principal, dt.datetime], ColumnElement[bool]]:
@@ -258,6 +274,7 @@ _READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bo
     Contact: _via_customer(Contact.customer_id, _customer_readable),
     FollowUp: _via_customer(FollowUp.customer_id, _customer_readable),
     Visit: _visit_readable,
+    Opportunity: _opportunity_readable,
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }
@@ -267,6 +284,7 @@ _WRITE_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[b
     # Logged follow-ups are immutable; writing one needs the customer writable (checked there).
     FollowUp: _via_customer(FollowUp.customer_id, _customer_writable),
     Visit: _visit_writable,
+    Opportunity: _opportunity_writable,
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }

@@ -32,6 +32,7 @@ from app.routers import (
     customers,
     health,
     notifications,
+    opportunities,
     org,
     today,
 )
@@ -180,7 +181,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, customers, contacts, activities, today, notifications, config, org):
+    for module in (
+        auth,
+        customers,
+        contacts,
+        activities,
+        today,
+        notifications,
+        opportunities,
+        config,
+        org,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -19,6 +19,15 @@ from app.models.notification import (
     PushSubscription,
     Reminder,
 )
+from app.models.opportunity import (
+    LostReason,
+    Opportunity,
+    OpportunityHistory,
+    OpportunityLine,
+    Pipeline,
+    PipelineStage,
+    Product,
+)
 from app.models.org import (
     Department,
     IdempotencyRecord,
@@ -42,8 +51,15 @@ __all__ = [
     "FollowUp",
     "IdempotencyRecord",
     "LoginAttempt",
+    "LostReason",
     "Notification",
     "NotificationSettings",
+    "Opportunity",
+    "OpportunityHistory",
+    "OpportunityLine",
+    "Pipeline",
+    "PipelineStage",
+    "Product",
     "PushDelivery",
     "PushSubscription",
     "RefreshToken",
