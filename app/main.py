@@ -30,6 +30,7 @@ from app.routers import (
     config,
     contacts,
     customers,
+    funnel,
     health,
     notifications,
     opportunities,
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         today,
         notifications,
         opportunities,
+        funnel,
         config,
         org,
     ):

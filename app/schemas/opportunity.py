@@ -208,3 +208,30 @@ class HistoryOut(OutputModel):
     owner_id: int
     entered_at: dt.datetime
     left_at: dt.datetime | None
+
+
+class FunnelStage(OutputModel):
+    stage_id: int
+    name: str
+    kind: StageKind
+    probability: int
+    count: int
+    amount: Decimal
+    weighted_amount: Decimal
+    avg_days_in_stage: float | None
+    reached: int | None = Field(description="Open stages: opportunities that got this far.")
+    conversion_to_next: float | None = Field(
+        description="Open stages: reached(next open stage, or won) / reached(this stage)."
+    )
+
+
+class FunnelOut(OutputModel):
+    pipeline_id: int
+    as_of: dt.datetime = Field(description="The moment the snapshot describes.")
+    stages: list[FunnelStage]
+    open_count: int
+    open_amount: Decimal
+    weighted_open_amount: Decimal
+    won_count: int
+    lost_count: int
+    win_rate: float | None = Field(description="won / (won + lost) among those closed by as_of.")

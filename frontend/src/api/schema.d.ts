@@ -396,6 +396,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/funnel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Funnel
+         * @description * The snapshot moment ``T`` is the end of the ``as_of`` day in the caller's time zone (now, for
+         *       today). An opportunity's state at ``T`` is its history row with ``valid_from <= T`` and
+         *       ``valid_to`` after ``T`` (or open). Deleted opportunities drop out from their deletion on.
+         *     * Per stage: ``count``, ``amount`` and ``weighted_amount`` (amount × the stage's probability, to
+         *       the cent, half up) of the opportunities in that stage at ``T``.
+         *     * ``reached`` of an open stage: opportunities that had been in that stage or a later open stage,
+         *       or were won, by ``T``. ``conversion`` from an open stage to the next: reached(next) /
+         *       reached(this); from the last open stage to won: won / reached(last).
+         *     * ``avg_days_in_stage``: for opportunities that were in the stage by ``T``, the mean total time
+         *       they spent in it up to ``T`` (consecutive rows of one stage count as one stay), in days.
+         *     * ``win_rate``: won / (won + lost) among opportunities closed by ``T``; invalid ones are excluded.
+         */
+        get: operations["get_funnel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/lost-reasons": {
         parameters: {
             query?: never;
@@ -1789,6 +1819,66 @@ export interface components {
             type: "call" | "visit" | "message" | "email" | "meeting" | "other" | "return_visit";
             /** Visit Id */
             visit_id: number | null;
+        };
+        /** FunnelOut */
+        FunnelOut: {
+            /**
+             * As Of
+             * Format: date-time
+             * @description The moment the snapshot describes.
+             */
+            as_of: string;
+            /** Lost Count */
+            lost_count: number;
+            /** Open Amount */
+            open_amount: string;
+            /** Open Count */
+            open_count: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Stages */
+            stages: components["schemas"]["FunnelStage"][];
+            /** Weighted Open Amount */
+            weighted_open_amount: string;
+            /**
+             * Win Rate
+             * @description won / (won + lost) among those closed by as_of.
+             */
+            win_rate: number | null;
+            /** Won Count */
+            won_count: number;
+        };
+        /** FunnelStage */
+        FunnelStage: {
+            /** Amount */
+            amount: string;
+            /** Avg Days In Stage */
+            avg_days_in_stage: number | null;
+            /**
+             * Conversion To Next
+             * @description Open stages: reached(next open stage, or won) / reached(this stage).
+             */
+            conversion_to_next: number | null;
+            /** Count */
+            count: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "open" | "won" | "lost" | "invalid";
+            /** Name */
+            name: string;
+            /** Probability */
+            probability: number;
+            /**
+             * Reached
+             * @description Open stages: opportunities that got this far.
+             */
+            reached: number | null;
+            /** Stage Id */
+            stage_id: number;
+            /** Weighted Amount */
+            weighted_amount: string;
         };
         /** HistoryOut */
         HistoryOut: {
@@ -4576,6 +4666,49 @@ export interface operations {
             };
             /** @description Not found, or outside your data scope */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_funnel: {
+        parameters: {
+            query?: {
+                pipeline_id?: number | null;
+                as_of?: string | null;
+                owner_id?: number | null;
+                department_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunnelOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

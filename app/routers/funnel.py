@@ -1,0 +1,41 @@
+"""Funnel snapshots (SPEC E3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter
+
+from app.deps import CurrentPrincipal, SessionDep
+from app.routers.common import problems
+from app.schemas.opportunity import FunnelOut
+from app.services import funnel as service
+
+router = APIRouter(tags=["funnel"])
+
+
+@router.get(
+    "/funnel",
+    response_model=FunnelOut,
+    responses=problems(),
+    description=(service.__doc__ or "").split("Definitions (also in the API description):")[-1],
+)
+async def get_funnel(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    pipeline_id: int | None = None,
+    as_of: dt.date | None = None,
+    owner_id: int | None = None,
+    department_id: int | None = None,
+) -> FunnelOut:
+    """The funnel of a pipeline in your scope, now or at the end of a past day."""
+    return FunnelOut.model_validate(
+        await service.funnel(
+            session,
+            principal,
+            pipeline_id=pipeline_id,
+            as_of=as_of,
+            owner_id=owner_id,
+            department_id=department_id,
+        )
+    )
