@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.deps import CurrentPrincipal, SessionDep
 from app.routers.common import problems
-from app.schemas.opportunity import FunnelOut
+from app.schemas.opportunity import FunnelOut, MovementOut
 from app.services import funnel as service
 
 router = APIRouter(tags=["funnel"])
@@ -37,5 +38,27 @@ async def get_funnel(
             as_of=as_of,
             owner_id=owner_id,
             department_id=department_id,
+        )
+    )
+
+
+@router.get(
+    "/funnel/movement",
+    response_model=MovementOut,
+    response_model_by_alias=True,
+    responses=problems(),
+    description=service.movement.__doc__,
+)
+async def get_funnel_movement(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    from_day: Annotated[dt.date, Query(alias="from")],
+    to_day: Annotated[dt.date, Query(alias="to")],
+    pipeline_id: int | None = None,
+) -> MovementOut:
+    """Opportunities new, advanced, slipped back, won and lost between two days."""
+    return MovementOut.model_validate(
+        await service.movement(
+            session, principal, from_day=from_day, to_day=to_day, pipeline_id=pipeline_id
         )
     )

@@ -235,3 +235,27 @@ class FunnelOut(OutputModel):
     won_count: int
     lost_count: int
     win_rate: float | None = Field(description="won / (won + lost) among those closed by as_of.")
+
+
+class MovementItem(OutputModel):
+    opportunity_id: int
+    title: str
+    from_stage: str | None
+    to_stage: str
+    amount: Decimal
+
+
+class MovementGroup(OutputModel):
+    count: int
+    amount: Decimal
+    items: list[MovementItem]
+
+
+class MovementOut(OutputModel):
+    from_: dt.datetime = Field(alias="from", serialization_alias="from")
+    to: dt.datetime
+    new: MovementGroup
+    advanced: MovementGroup
+    slipped_back: MovementGroup
+    won: MovementGroup
+    lost: MovementGroup

@@ -29,7 +29,7 @@ from app.access import Principal
 from app.errors import ValidationFailed, field_error
 from app.models import Department, Opportunity, OpportunityHistory, Pipeline, User
 from app.models.base import utcnow
-from app.schemas.opportunity import from_cents
+from app.schemas.opportunity import from_cents, to_cents
 from app.services.opportunities import stages_of, weighted_cents
 from app.services.today import user_zone
 
@@ -206,4 +206,94 @@ async def funnel(
         "won_count": len(won),
         "lost_count": len(lost),
         "win_rate": _ratio(len(won), len(won) + len(lost)),
+    }
+
+
+async def _states_at(
+    session: AsyncSession, principal: Principal, moment: dt.datetime, pipeline_id: int | None = None
+) -> dict[int, Any]:
+    """Each (readable) opportunity's history row valid at ``moment``."""
+    conditions: list[ColumnElement[bool]] = [
+        OpportunityHistory.valid_from <= moment,
+        (OpportunityHistory.valid_to.is_(None)) | (OpportunityHistory.valid_to > moment),
+        OpportunityHistory.opportunity_id.in_(
+            select(Opportunity.id).where(access.readable(principal, Opportunity))
+        ),
+    ]
+    if pipeline_id is not None:
+        conditions.append(OpportunityHistory.pipeline_id == pipeline_id)
+    rows = (await session.execute(select(OpportunityHistory).where(*conditions))).scalars().all()
+    return {row.opportunity_id: row for row in rows}
+
+
+async def movement(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    from_day: dt.date,
+    to_day: dt.date,
+    pipeline_id: int | None,
+) -> dict[str, Any]:
+    """What changed between the end of ``from_day`` and the end of ``to_day`` (SPEC E3).
+
+    ``new``: opened in between; ``won`` / ``lost``: closed so in between; ``advanced`` /
+    ``slipped_back``: open at both ends, now in a later / earlier open stage. Amounts are as at
+    ``to_day``.
+    """
+    if to_day < from_day:
+        raise ValidationFailed(
+            errors=[field_error("to", "must not come before from", where="query")]
+        )
+    start = await snapshot_moment(session, principal, from_day)
+    end = await snapshot_moment(session, principal, to_day)
+    before = await _states_at(session, principal, start, pipeline_id)
+    after = await _states_at(session, principal, end, pipeline_id)
+    stage_rows = await stages_of(
+        session, list({s.pipeline_id for s in (*before.values(), *after.values())})
+    )
+    stages = {s.id: s for group in stage_rows.values() for s in group}
+    titles = dict(
+        (
+            await session.execute(
+                select(Opportunity.id, Opportunity.title).where(
+                    Opportunity.id.in_(set(after) | set(before))
+                )
+            )
+        ).all()
+    )
+    groups: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("new", "advanced", "slipped_back", "won", "lost")
+    }
+    for opp_id, now_state in after.items():
+        then = before.get(opp_id)
+        item = {
+            "opportunity_id": opp_id,
+            "title": titles.get(opp_id, ""),
+            "from_stage": stages[then.stage_id].name if then else None,
+            "to_stage": stages[now_state.stage_id].name,
+            "amount": from_cents(now_state.amount_cents),
+        }
+        if then is None:
+            groups["new"].append(item)
+        if now_state.status in ("won", "lost") and (
+            then is None or then.status != now_state.status
+        ):
+            groups[now_state.status].append(item)
+        elif then is not None and then.status == "open" and now_state.status == "open":
+            delta = stages[now_state.stage_id].position - stages[then.stage_id].position
+            if delta > 0:
+                groups["advanced"].append(item)
+            elif delta < 0:
+                groups["slipped_back"].append(item)
+    return {
+        "from": start,
+        "to": end,
+        **{
+            name: {
+                "count": len(items),
+                "amount": from_cents(sum(to_cents(i["amount"]) for i in items)),
+                "items": sorted(items, key=lambda i: i["opportunity_id"]),
+            }
+            for name, items in groups.items()
+        },
     }

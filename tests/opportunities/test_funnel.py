@@ -160,6 +160,55 @@ async def test_snapshot_of_each_day_matches_hand_computed_numbers(
 
     # A past day's snapshot stays the same after later changes; scope applies.
     assert (await snapshot(DAYS[1]))[1] == day_two
+
+    async def movement(a, b):
+        r = await client.get(
+            "/api/v1/funnel/movement",
+            params={"from": a.isoformat(), "to": b.isoformat()},
+            headers=rep,
+        )
+        assert r.status_code == 200, r.text
+        return {
+            k: [
+                (i["title"], i["from_stage"], i["to_stage"], i["amount"])
+                for i in r.json()[k]["items"]
+            ]
+            for k in ("new", "advanced", "slipped_back", "won", "lost")
+        }
+
+    assert await movement(DAYS[1], DAYS[2]) == {
+        "new": [],
+        "advanced": [("C", "S1", "S2", "4000.00")],
+        "slipped_back": [],
+        "won": [("A", "S2", "赢单", "1000.00")],
+        "lost": [("B", "S3", "输单", "2000.00")],
+    }
+    assert await movement(DAYS[2], DAYS[3]) == {
+        "new": [("D", None, "S2", "500.00")],
+        "advanced": [],
+        "slipped_back": [("C", "S2", "S1", "4000.00")],
+        "won": [],
+        "lost": [],
+    }
+    span = await client.get(
+        "/api/v1/funnel/movement",
+        params={"from": DAYS[0].isoformat(), "to": DAYS[3].isoformat()},
+        headers=rep,
+    )
+    assert {
+        k: (span.json()[k]["count"], span.json()[k]["amount"]) for k in ("new", "won", "lost")
+    } == {
+        "new": (1, "500.00"),
+        "won": (1, "1000.00"),
+        "lost": (1, "2000.00"),
+    }
+    backwards = await client.get(
+        "/api/v1/funnel/movement",
+        params={"from": DAYS[3].isoformat(), "to": DAYS[0].isoformat()},
+        headers=rep,
+    )
+    assert backwards.status_code == 422
+
     other = await client.get(
         "/api/v1/funnel",
         params={"pipeline_id": pipeline["id"], "as_of": DAYS[3].isoformat()},

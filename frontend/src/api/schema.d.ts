@@ -426,6 +426,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/funnel/movement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Funnel Movement
+         * @description What changed between the end of ``from_day`` and the end of ``to_day`` (SPEC E3).
+         *
+         *         ``new``: opened in between; ``won`` / ``lost``: closed so in between; ``advanced`` /
+         *         ``slipped_back``: open at both ends, now in a later / earlier open stage. Amounts are as at
+         *         ``to_day``.
+         */
+        get: operations["get_funnel_movement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/lost-reasons": {
         parameters: {
             query?: never;
@@ -2001,6 +2025,46 @@ export interface components {
             timezone: string;
             /** Username */
             username: string;
+        };
+        /** MovementGroup */
+        MovementGroup: {
+            /** Amount */
+            amount: string;
+            /** Count */
+            count: number;
+            /** Items */
+            items: components["schemas"]["MovementItem"][];
+        };
+        /** MovementItem */
+        MovementItem: {
+            /** Amount */
+            amount: string;
+            /** From Stage */
+            from_stage: string | null;
+            /** Opportunity Id */
+            opportunity_id: number;
+            /** Title */
+            title: string;
+            /** To Stage */
+            to_stage: string;
+        };
+        /** MovementOut */
+        MovementOut: {
+            advanced: components["schemas"]["MovementGroup"];
+            /**
+             * From
+             * Format: date-time
+             */
+            from: string;
+            lost: components["schemas"]["MovementGroup"];
+            new: components["schemas"]["MovementGroup"];
+            slipped_back: components["schemas"]["MovementGroup"];
+            /**
+             * To
+             * Format: date-time
+             */
+            to: string;
+            won: components["schemas"]["MovementGroup"];
         };
         /** NotificationOut */
         NotificationOut: {
@@ -4705,6 +4769,48 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FunnelOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_funnel_movement: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+                pipeline_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MovementOut"];
                 };
             };
             /** @description Not authenticated (missing, expired or invalid token) */
