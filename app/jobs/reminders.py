@@ -23,3 +23,9 @@ async def schedule_relationship_reminders(
 
 async def schedule_digests(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     await relationship.schedule_digests(maker)
+
+
+async def notify_stale_opportunities(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    await relationship.schedule_stale_opportunity_notices(maker)

@@ -75,6 +75,13 @@ class KehuScheduler:
                 6 * 3600,
                 3600,
             ),
+            (
+                "notify_stale_opportunities",
+                reminders.notify_stale_opportunities,
+                [maker, settings],
+                3600,
+                600,
+            ),
             ("purge_expired_rows", housekeeping.purge_expired_rows, [maker], 3600, 600),
         ]
         for job_id, func, args, seconds, grace in jobs:

@@ -17,6 +17,7 @@ NOTIFICATION_KINDS = (
     "birthday",
     "anniversary",
     "digest",
+    "stale_opportunity",
 )
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 

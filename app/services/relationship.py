@@ -1,4 +1,4 @@
-"""Relationship reminders and the morning digest (SPEC D6, D7).
+"""Generated reminders: relationship dates (D7), the morning digest (D6), stale deals (E5).
 
 Both are generated as reminder rows with a ``dedupe_key`` (unique), so a job that runs twice, or in
 two processes, creates each reminder once; the dispatcher then delivers them like any other.
@@ -15,7 +15,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.models import Contact, Customer, NotificationSettings, Reminder, User, Visit
+from app.models import (
+    Contact,
+    Customer,
+    NotificationSettings,
+    Opportunity,
+    PipelineStage,
+    Reminder,
+    User,
+    Visit,
+)
 from app.models.base import utcnow
 from app.services.today import next_anniversary, user_zone
 
@@ -189,4 +198,57 @@ async def schedule_digests(
                     "created_at": now,
                 }
             )
+        return await insert_reminders_once(session, rows)
+
+
+async def schedule_stale_opportunity_notices(
+    maker: async_sessionmaker[AsyncSession], now: dt.datetime | None = None
+) -> int:
+    """E5: tell owners about opportunities longer in their stage than its stale threshold — once
+    per stage entry (the dedupe key carries the moment the stage was entered)."""
+    now = now or utcnow()
+    async with transaction(maker) as session:
+        rows: list[dict[str, Any]] = []
+        stages = (
+            await session.scalars(
+                select(PipelineStage).where(PipelineStage.stale_days.is_not(None))
+            )
+        ).all()
+        for stage in stages:
+            assert stage.stale_days is not None
+            overdue = (
+                await session.execute(
+                    select(
+                        Opportunity.id,
+                        Opportunity.owner_id,
+                        Opportunity.title,
+                        Opportunity.stage_entered_at,
+                    ).where(
+                        Opportunity.stage_id == stage.id,
+                        Opportunity.status == "open",
+                        Opportunity.deleted_at.is_(None),
+                        Opportunity.stage_entered_at < now - dt.timedelta(days=stage.stale_days),
+                    )
+                )
+            ).all()
+            for opp_id, owner_id, title, entered in overdue:
+                days = (now - entered).days
+                rows.append(
+                    {
+                        "user_id": owner_id,
+                        "kind": "stale_opportunity",
+                        "due_at": now,
+                        "title": f"商机停滞：{title}",
+                        "body": f"已在「{stage.name}」{days} 天（阈值 {stage.stale_days} 天）",
+                        "link": f"/opportunities/{opp_id}",
+                        "data": {
+                            "opportunity_id": opp_id,
+                            "stage_id": stage.id,
+                            "days_in_stage": days,
+                        },
+                        "dedupe_key": f"stale:{opp_id}:{entered.isoformat()}",
+                        "state": "pending",
+                        "created_at": now,
+                    }
+                )
         return await insert_reminders_once(session, rows)

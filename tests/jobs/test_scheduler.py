@@ -32,6 +32,7 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
             await wait_until(lambda: scheduler.is_leader)
         assert scheduler.job_ids == [
             "dispatch_reminders",
+            "notify_stale_opportunities",
             "purge_expired_rows",
             "schedule_digests",
             "schedule_relationship_reminders",

@@ -262,3 +262,39 @@ async def test_opportunities_are_scoped(app, client, maker, org, pipeline, db):
         assert response.status_code == 404, (method, path)
     stored = await db.get(Opportunity, south["id"])
     assert stored.status == "open" and stored.amount_cents == 200 and stored.deleted_at is None
+
+
+async def test_stale_opportunities_notify_the_owner_once_per_stage_entry(
+    app, client, maker, settings, org, pipeline, db
+):
+    import datetime as dt
+
+    import httpx
+
+    from app.services.notifications import dispatch
+    from app.services.relationship import schedule_stale_opportunity_notices
+
+    customer = await make_customer(maker, org.rep_a, "停滞客户")
+    opp = await open_opportunity(
+        app, client, org.rep_a, customer, amount="100"
+    )  # S1 "初步接洽": stale after 14 days
+    now = dt.datetime.now(dt.UTC)
+    assert await schedule_stale_opportunity_notices(maker, now + dt.timedelta(days=13)) == 0
+    assert await schedule_stale_opportunity_notices(maker, now + dt.timedelta(days=15)) == 1
+    assert await schedule_stale_opportunity_notices(maker, now + dt.timedelta(days=16)) == 0  # once
+    async with httpx.AsyncClient() as http:
+        assert (
+            await dispatch(maker, settings, http, now=now + dt.timedelta(days=15, minutes=1))
+        ).notified == 1
+    [note] = (await client.get("/api/v1/notifications", headers=auth(app, org.rep_a))).json()[
+        "items"
+    ]
+    assert note["kind"] == "stale_opportunity" and note["link"] == f"/opportunities/{opp['id']}"
+    # A new stage entry starts a new clock (the next stage has no threshold: no notice).
+    moved = await client.post(
+        f"/api/v1/opportunities/{opp['id']}/stage",
+        json={"stage_id": stage(pipeline, "需求确认")["id"]},
+        headers={**auth(app, org.rep_a), "If-Match": '"1"'},
+    )
+    assert moved.status_code == 200
+    assert await schedule_stale_opportunity_notices(maker, now + dt.timedelta(days=40)) == 0
