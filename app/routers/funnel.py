@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.deps import CurrentPrincipal, SessionDep
 from app.routers.common import problems
-from app.schemas.opportunity import FunnelOut, MovementOut
+from app.schemas.opportunity import ForecastOut, FunnelOut, MovementOut
 from app.services import funnel as service
 
 router = APIRouter(tags=["funnel"])
@@ -60,5 +60,30 @@ async def get_funnel_movement(
     return MovementOut.model_validate(
         await service.movement(
             session, principal, from_day=from_day, to_day=to_day, pipeline_id=pipeline_id
+        )
+    )
+
+
+@router.get(
+    "/forecast",
+    response_model=ForecastOut,
+    responses=problems(),
+    description=service.forecast.__doc__,
+)
+async def get_forecast(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    first_month: Annotated[str, Query(alias="from", pattern=r"^\d{4}-\d{2}$")],
+    last_month: Annotated[str, Query(alias="to", pattern=r"^\d{4}-\d{2}$")],
+    pipeline_id: int | None = None,
+) -> ForecastOut:
+    """Forecast by expected close month, per category, against the amount actually won."""
+    return ForecastOut.model_validate(
+        await service.forecast(
+            session,
+            principal,
+            first_month=first_month,
+            last_month=last_month,
+            pipeline_id=pipeline_id,
         )
     )

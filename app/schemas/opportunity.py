@@ -259,3 +259,21 @@ class MovementOut(OutputModel):
     slipped_back: MovementGroup
     won: MovementGroup
     lost: MovementGroup
+
+
+class ForecastMonth(OutputModel):
+    month: str = Field(description="YYYY-MM")
+    categories: dict[str, Decimal] = Field(
+        description="Open amounts expected to close in the month, by category (pipeline, "
+        "best_case, commit, omitted)."
+    )
+    closed: Decimal = Field(description="Amount won in the month (actual).")
+    weighted: Decimal = Field(description="Σ amount × probability of the open, non-omitted ones.")
+    forecast_at_start: Decimal | None = Field(
+        description="The weighted forecast for the month as it stood when the month began."
+    )
+
+
+class ForecastOut(OutputModel):
+    timezone: str
+    months: list[ForecastMonth]

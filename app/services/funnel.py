@@ -297,3 +297,104 @@ async def movement(
             for name, items in groups.items()
         },
     }
+
+
+def _months(first: str, last: str) -> list[dt.date]:
+    try:
+        start = dt.date.fromisoformat(f"{first}-01")
+        end = dt.date.fromisoformat(f"{last}-01")
+    except ValueError:
+        raise ValidationFailed(
+            errors=[field_error("from", "months are YYYY-MM", where="query")]
+        ) from None
+    if end < start:
+        raise ValidationFailed(
+            errors=[field_error("to", "must not come before from", where="query")]
+        )
+    months = []
+    current = start
+    while current <= end:
+        months.append(current)
+        current = (current + dt.timedelta(days=32)).replace(day=1)
+        if len(months) > 36:
+            raise ValidationFailed(errors=[field_error("to", "at most 36 months", where="query")])
+    return months
+
+
+async def forecast(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    first_month: str,
+    last_month: str,
+    pipeline_id: int | None,
+) -> dict[str, Any]:
+    """Forecast by expected close month (SPEC E4).
+
+    For each month: ``categories`` sums the amounts of open opportunities expected to close in it
+    by forecast category (the owner's override, else the stage's); ``closed`` is the amount won
+    in the month (by close time, in the caller's time zone). ``weighted`` is Σ amount × stage
+    probability over the open ones not in ``omitted``. For months that have begun,
+    ``forecast_at_start`` is what ``weighted`` was at the first moment of the month,
+    reconstructed from history (with today's stage probabilities and category overrides), so it
+    can be set against ``closed``.
+    """
+    months = _months(first_month, last_month)
+    zone = user_zone(
+        await session.scalar(select(User.timezone).where(User.id == principal.user_id))
+    )
+    now = utcnow()
+    conditions: list[ColumnElement[bool]] = [
+        Opportunity.deleted_at.is_(None),
+        access.readable(principal, Opportunity),
+    ]
+    if pipeline_id is not None:
+        conditions.append(Opportunity.pipeline_id == pipeline_id)
+    opportunities = (await session.scalars(select(Opportunity).where(*conditions))).all()
+    stage_rows = await stages_of(session, list({o.pipeline_id for o in opportunities}))
+    stages = {s.id: s for group in stage_rows.values() for s in group}
+    overrides = {o.id: o.forecast_category for o in opportunities}
+
+    def month_of(day: dt.date | None) -> dt.date | None:
+        return day.replace(day=1) if day else None
+
+    result = []
+    for month in months:
+        start = dt.datetime.combine(month, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+        end = dt.datetime.combine(
+            (month + dt.timedelta(days=32)).replace(day=1), dt.time(), tzinfo=zone
+        ).astimezone(dt.UTC)
+        categories = dict.fromkeys(("pipeline", "best_case", "commit", "omitted"), 0)
+        weighted = 0
+        closed = 0
+        for o in opportunities:
+            stage = stages[o.stage_id]
+            if o.status == "open" and month_of(o.expected_close_date) == month:
+                category = o.forecast_category or stage.forecast_category
+                categories[category if category in categories else "pipeline"] += o.amount_cents
+                if category != "omitted":
+                    weighted += weighted_cents(o.amount_cents, stage.probability)
+            if o.status == "won" and o.closed_at is not None and start <= o.closed_at < end:
+                closed += o.amount_cents
+        at_start: int | None = None
+        if start <= now:
+            at_start = 0
+            for state in (await _states_at(session, principal, start, pipeline_id)).values():
+                then = stages.get(state.stage_id)
+                if then is None or state.status != "open":
+                    continue
+                if month_of(state.expected_close_date) != month:
+                    continue
+                effective = overrides.get(state.opportunity_id) or then.forecast_category
+                if effective != "omitted":
+                    at_start += weighted_cents(state.amount_cents, then.probability)
+        result.append(
+            {
+                "month": month.strftime("%Y-%m"),
+                "categories": {k: from_cents(v) for k, v in categories.items()},
+                "closed": from_cents(closed),
+                "weighted": from_cents(weighted),
+                "forecast_at_start": from_cents(at_start) if at_start is not None else None,
+            }
+        )
+    return {"timezone": zone.key, "months": result}

@@ -247,3 +247,109 @@ async def test_funnel_input_errors(app, client, org):
         await client.get("/api/v1/funnel", params={"as_of": "not-a-date"}, headers=headers)
     ).status_code == 422
     assert (await client.get("/api/v1/funnel", headers=headers)).status_code == 200
+
+
+async def test_forecast_by_close_month_against_actual(app, client, maker, org, monkeypatch):
+    from app.services import funnel as funnel_service
+
+    clock = Clock()
+    monkeypatch.setattr(opportunity_service, "utcnow", clock)
+    monkeypatch.setattr(
+        funnel_service, "utcnow", lambda: dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+    )
+    admin, rep = auth(app, org.admin), auth(app, org.rep_a)
+    stages = [
+        {"name": "S1", "probability": 10},
+        {"name": "S2", "probability": 30},
+        {"name": "S3", "probability": 60, "forecast_category": "best_case"},
+        {"name": "S4", "probability": 80, "forecast_category": "commit"},
+    ]
+    pipeline = (
+        await client.post(
+            "/api/v1/pipelines", json={"name": "预测", "stages": stages}, headers=admin
+        )
+    ).json()
+    stage = {s["name"]: s["id"] for s in pipeline["stages"]}
+    customer = await make_customer(maker, org.rep_a, "预测客户")
+
+    async def create(title, amount, stage_name, close):
+        r = await client.post(
+            "/api/v1/opportunities",
+            json={
+                "customer_id": customer.id,
+                "title": title,
+                "amount": amount,
+                "stage_id": stage[stage_name],
+                "expected_close_date": close,
+            },
+            headers=rep,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"], r.headers["ETag"]
+
+    clock.now = dt.datetime(2026, 10, 15, 10, 0, tzinfo=SHANGHAI)
+    e, e_tag = await create("E", "1000", "S4", "2026-11-20")
+    clock.now = dt.datetime(2026, 11, 10, 10, 0, tzinfo=SHANGHAI)
+    assert (
+        await client.post(
+            f"/api/v1/opportunities/{e}/win", json={}, headers={**rep, "If-Match": e_tag}
+        )
+    ).status_code == 200
+    clock.now = dt.datetime(2026, 11, 12, 10, 0, tzinfo=SHANGHAI)
+    await create("A", "1000", "S3", "2026-12-15")
+    b, b_tag = await create("B", "2000", "S4", "2026-12-20")
+    override = await client.patch(
+        f"/api/v1/opportunities/{b}",
+        json={"forecast_category": "omitted"},
+        headers={**rep, "If-Match": b_tag},
+    )
+    assert (
+        override.json()["forecast_category"] == "omitted"
+        and override.json()["forecast_category_overridden"]
+    )
+    await create("C", "3000", "S1", "2027-01-10")
+
+    response = await client.get(
+        "/api/v1/forecast", params={"from": "2026-10", "to": "2027-01"}, headers=rep
+    )
+    assert response.status_code == 200, response.text
+    months = {m["month"]: m for m in response.json()["months"]}
+    zero = {"pipeline": "0.00", "best_case": "0.00", "commit": "0.00", "omitted": "0.00"}
+    assert months["2026-10"] == {
+        "month": "2026-10",
+        "categories": zero,
+        "closed": "0.00",
+        "weighted": "0.00",
+        "forecast_at_start": "0.00",
+    }
+    assert months["2026-11"] == {
+        "month": "2026-11",
+        "categories": zero,
+        "closed": "1000.00",
+        "weighted": "0.00",
+        "forecast_at_start": "800.00",
+    }
+    assert months["2026-12"] == {
+        "month": "2026-12",
+        "categories": {**zero, "best_case": "1000.00", "omitted": "2000.00"},
+        "closed": "0.00",
+        "weighted": "600.00",
+        "forecast_at_start": None,
+    }
+    assert (
+        months["2027-01"]["categories"]["pipeline"] == "3000.00"
+        and months["2027-01"]["weighted"] == "300.00"
+    )
+    for bad in (
+        {"from": "2026-13", "to": "2027-01"},
+        {"from": "2027-01", "to": "2026-01"},
+        {"from": "2020-01", "to": "2026-01"},
+    ):
+        assert (await client.get("/api/v1/forecast", params=bad, headers=rep)).status_code == 422
+    assert (
+        await client.get(
+            "/api/v1/forecast",
+            params={"from": "2026-10", "to": "2027-01"},
+            headers=auth(app, org.rep_d),
+        )
+    ).json()["months"][2]["weighted"] == "0.00"

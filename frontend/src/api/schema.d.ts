@@ -396,6 +396,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Forecast
+         * @description Forecast by expected close month (SPEC E4).
+         *
+         *         For each month: ``categories`` sums the amounts of open opportunities expected to close in it
+         *         by forecast category (the owner's override, else the stage's); ``closed`` is the amount won
+         *         in the month (by close time, in the caller's time zone). ``weighted`` is Σ amount × stage
+         *         probability over the open ones not in ``omitted``. For months that have begun,
+         *         ``forecast_at_start`` is what ``weighted`` was at the first moment of the month,
+         *         reconstructed from history (with today's stage probabilities and category overrides), so it
+         *         can be set against ``closed``.
+         */
+        get: operations["get_forecast"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/funnel": {
         parameters: {
             query?: never;
@@ -1843,6 +1871,43 @@ export interface components {
             type: "call" | "visit" | "message" | "email" | "meeting" | "other" | "return_visit";
             /** Visit Id */
             visit_id: number | null;
+        };
+        /** ForecastMonth */
+        ForecastMonth: {
+            /**
+             * Categories
+             * @description Open amounts expected to close in the month, by category (pipeline, best_case, commit, omitted).
+             */
+            categories: {
+                [key: string]: string;
+            };
+            /**
+             * Closed
+             * @description Amount won in the month (actual).
+             */
+            closed: string;
+            /**
+             * Forecast At Start
+             * @description The weighted forecast for the month as it stood when the month began.
+             */
+            forecast_at_start: string | null;
+            /**
+             * Month
+             * @description YYYY-MM
+             */
+            month: string;
+            /**
+             * Weighted
+             * @description Σ amount × probability of the open, non-omitted ones.
+             */
+            weighted: string;
+        };
+        /** ForecastOut */
+        ForecastOut: {
+            /** Months */
+            months: components["schemas"]["ForecastMonth"][];
+            /** Timezone */
+            timezone: string;
         };
         /** FunnelOut */
         FunnelOut: {
@@ -4730,6 +4795,48 @@ export interface operations {
             };
             /** @description Not found, or outside your data scope */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_forecast: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+                pipeline_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
