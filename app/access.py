@@ -27,6 +27,7 @@ from sqlalchemy.sql.base import ExecutableOption
 from app.errors import Forbidden, NotFound
 from app.models import (
     Contact,
+    Contract,
     Customer,
     CustomerTeamMember,
     Department,
@@ -63,6 +64,7 @@ PERMISSIONS: Mapping[str, str] = {
     "customer.create": "Create customers",
     "customer.update": "Edit customers and their contacts and tags within the data scope",
     "customer.delete": "Delete (soft) customers within the data scope",
+    "contract.approve": "Approve or reject contracts within the data scope",
     "config.manage": "Manage custom fields, tag groups and tags",
     "org.manage": "Manage users, departments and roles",
 }
@@ -260,6 +262,20 @@ def _opportunity_writable(principal: Principal, _now: dt.datetime) -> ColumnElem
     return or_(mine, owner_in_scope(principal, "customer", Opportunity.owner_id))
 
 
+def _contract_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        owner_in_scope(principal, "customer", Contract.owner_id),
+        exists().where(Customer.id == Contract.customer_id, _customer_readable(principal, now)),
+    )
+
+
+def _contract_writable(principal: Principal, _now: dt.datetime) -> ColumnElement[bool]:
+    mine = Contract.owner_id == principal.user_id
+    if not principal.can("customer.update"):
+        return mine
+    return or_(mine, owner_in_scope(principal, "customer", Contract.owner_id))
+
+
 def _own(
     column: InstrumentedAttribute[Any],
 ) -> Callable[[Principal, dt.datetime], ColumnElement[bool]]:
@@ -275,6 +291,7 @@ _READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bo
     FollowUp: _via_customer(FollowUp.customer_id, _customer_readable),
     Visit: _visit_readable,
     Opportunity: _opportunity_readable,
+    Contract: _contract_readable,
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }
@@ -285,6 +302,7 @@ _WRITE_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[b
     FollowUp: _via_customer(FollowUp.customer_id, _customer_writable),
     Visit: _visit_writable,
     Opportunity: _opportunity_writable,
+    Contract: _contract_writable,
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }

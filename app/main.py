@@ -29,6 +29,7 @@ from app.routers import (
     auth,
     config,
     contacts,
+    contracts,
     customers,
     funnel,
     health,
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications,
         opportunities,
         funnel,
+        contracts,
         config,
         org,
     ):

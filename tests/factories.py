@@ -22,6 +22,7 @@ ALL_PERMISSIONS = [
     "customer.create",
     "customer.update",
     "customer.delete",
+    "contract.approve",
     "config.manage",
     "org.manage",
 ]

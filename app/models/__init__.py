@@ -2,6 +2,15 @@
 
 from app.models.activity import FollowUp, Visit
 from app.models.audit import AuditEvent
+from app.models.contract import (
+    Contract,
+    ContractLine,
+    NumberSequence,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentPlan,
+)
 from app.models.customer import (
     Contact,
     Customer,
@@ -42,6 +51,8 @@ from app.models.org import (
 __all__ = [
     "AuditEvent",
     "Contact",
+    "Contract",
+    "ContractLine",
     "CustomFieldDefinition",
     "Customer",
     "CustomerPhone",
@@ -54,9 +65,14 @@ __all__ = [
     "LostReason",
     "Notification",
     "NotificationSettings",
+    "NumberSequence",
     "Opportunity",
     "OpportunityHistory",
     "OpportunityLine",
+    "Order",
+    "OrderLine",
+    "Payment",
+    "PaymentPlan",
     "Pipeline",
     "PipelineStage",
     "Product",

@@ -600,6 +600,15 @@ async def win(
     return await _move(session, principal, opp, stage, utcnow(), "opportunity_won", **extra)
 
 
+async def mark_won(
+    session: AsyncSession, principal: Principal, opp: Opportunity, now: dt.datetime, *, note: str
+) -> None:
+    """Close an open opportunity as won on behalf of another record (a signed contract)."""
+    stage = await _stage_in(session, opp, kind="won")
+    assert stage is not None
+    await _move(session, principal, opp, stage, now, "opportunity_won", close_note=note)
+
+
 async def lose(
     session: AsyncSession, principal: Principal, opportunity_id: int, version: int, data: LoseIn
 ) -> Opportunity:
