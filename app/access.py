@@ -230,7 +230,9 @@ def _via_customer(
     fk: InstrumentedAttribute[Any], rule: Callable[[Principal, dt.datetime], ColumnElement[bool]]
 ) -> Callable[[Principal, dt.datetime], ColumnElement[bool]]:
     def build(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
-        return exists().where(Customer.id == fk, rule(principal, now))
+        # The customer row is the subquery's own (never the outer query's, which may also
+        # join customers): correlate only on the child's foreign key.
+        return exists().where(Customer.id == fk, rule(principal, now)).correlate_except(Customer)
 
     return build
 
@@ -251,7 +253,9 @@ def _opportunity_readable(principal: Principal, now: dt.datetime) -> ColumnEleme
     """Opportunities the caller owns or oversees, or whose customer the caller may read."""
     return or_(
         owner_in_scope(principal, "customer", Opportunity.owner_id),
-        exists().where(Customer.id == Opportunity.customer_id, _customer_readable(principal, now)),
+        exists()
+        .where(Customer.id == Opportunity.customer_id, _customer_readable(principal, now))
+        .correlate_except(Customer),
     )
 
 
@@ -265,7 +269,9 @@ def _opportunity_writable(principal: Principal, _now: dt.datetime) -> ColumnElem
 def _contract_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
     return or_(
         owner_in_scope(principal, "customer", Contract.owner_id),
-        exists().where(Customer.id == Contract.customer_id, _customer_readable(principal, now)),
+        exists()
+        .where(Customer.id == Contract.customer_id, _customer_readable(principal, now))
+        .correlate_except(Customer),
     )
 
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: int = 60
     # Birthdays and signing anniversaries remind the owner this many days ahead.
     relationship_days_ahead: int = 3
+    # Contracts ending within this many days remind their owner.
+    contract_expiry_days_ahead: int = 30
+    # The calendar the business runs on (due dates, contract end dates); users have their own.
+    business_timezone: str = "Asia/Shanghai"
     dispatch_batch_size: int = 500
     push_concurrency: int = 20
     push_max_attempts: int = 8

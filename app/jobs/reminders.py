@@ -29,3 +29,9 @@ async def notify_stale_opportunities(
     maker: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     await relationship.schedule_stale_opportunity_notices(maker)
+
+
+async def contract_deadlines(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    zone = settings.business_timezone
+    await relationship.mark_overdue_payment_plans(maker, zone=zone)
+    await relationship.contract_expiry(maker, settings.contract_expiry_days_ahead, zone=zone)

@@ -82,6 +82,7 @@ class KehuScheduler:
                 3600,
                 600,
             ),
+            ("contract_deadlines", reminders.contract_deadlines, [maker, settings], 3600, 600),
             ("purge_expired_rows", housekeeping.purge_expired_rows, [maker], 3600, 600),
         ]
         for job_id, func, args, seconds, grace in jobs:

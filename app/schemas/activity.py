@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -167,6 +168,35 @@ class RelationshipItem(OutputModel):
     days_until: int
 
 
+class ExpiringContract(OutputModel):
+    id: int
+    number: str
+    title: str
+    customer_id: int
+    customer_name: str
+    end_date: dt.date
+    days_left: int
+
+
+class OverduePayment(OutputModel):
+    plan_id: int
+    contract_id: int
+    number: str
+    customer_name: str
+    due_date: dt.date
+    outstanding: Decimal
+
+
+class ApprovalItem(OutputModel):
+    contract_id: int
+    number: str
+    title: str
+    customer_name: str
+    owner_name: str
+    amount: Decimal
+    submitted_at: dt.datetime | None
+
+
 class TodayOut(OutputModel):
     date: dt.date
     timezone: str
@@ -179,6 +209,6 @@ class TodayOut(OutputModel):
     )
     relationship: list[RelationshipItem]
     reclaim_warnings: list[dict[str, object]] = Field(default_factory=list)
-    expiring_contracts: list[dict[str, object]] = Field(default_factory=list)
-    overdue_payments: list[dict[str, object]] = Field(default_factory=list)
-    approvals: list[dict[str, object]] = Field(default_factory=list)
+    expiring_contracts: list[ExpiringContract]
+    overdue_payments: list[OverduePayment]
+    approvals: list[ApprovalItem] = Field(description="Contracts waiting for your approval.")

@@ -18,6 +18,8 @@ NOTIFICATION_KINDS = (
     "anniversary",
     "digest",
     "stale_opportunity",
+    "payment_overdue",
+    "contract_expiring",
 )
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 

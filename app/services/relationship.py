@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import transaction
 from app.models import (
     Contact,
+    Contract,
     Customer,
     NotificationSettings,
     Opportunity,
+    PaymentPlan,
     PipelineStage,
     Reminder,
     User,
@@ -251,4 +253,110 @@ async def schedule_stale_opportunity_notices(
                         "created_at": now,
                     }
                 )
+        return await insert_reminders_once(session, rows)
+
+
+async def mark_overdue_payment_plans(
+    maker: async_sessionmaker[AsyncSession], now: dt.datetime | None = None, zone: str | None = None
+) -> int:
+    """F2: instalments past their due date and not fully paid become overdue; owners hear once.
+    Dates are the business's (``KEHU_BUSINESS_TIMEZONE``)."""
+    now = now or utcnow()
+    today = now.astimezone(user_zone(zone)).date()
+    async with transaction(maker) as session:
+        overdue = (
+            await session.execute(
+                update(PaymentPlan)
+                .where(
+                    PaymentPlan.status.in_(("pending", "partly_paid")),
+                    PaymentPlan.due_date < today,
+                )
+                .values(status="overdue")
+                .returning(
+                    PaymentPlan.id,
+                    PaymentPlan.contract_id,
+                    PaymentPlan.amount_cents,
+                    PaymentPlan.paid_cents,
+                    PaymentPlan.due_date,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if not overdue:
+            return 0
+        contracts = {
+            c.id: c
+            for c in (
+                await session.scalars(
+                    select(Contract).where(Contract.id.in_({o[1] for o in overdue}))
+                )
+            ).all()
+        }
+        rows = []
+        for plan_id, contract_id, amount, paid, due in overdue:
+            contract = contracts[contract_id]
+            owed = (amount - paid) / 100
+            rows.append(
+                {
+                    "user_id": contract.owner_id,
+                    "kind": "payment_overdue",
+                    "due_at": now,
+                    "customer_id": contract.customer_id,
+                    "title": f"回款逾期：{contract.number}",
+                    "body": f"{due:%Y-%m-%d} 到期，尚欠 {owed:.2f} 元",
+                    "link": f"/contracts/{contract.id}",
+                    "data": {"contract_id": contract.id, "plan_id": plan_id},
+                    "dedupe_key": f"overdue:{plan_id}",
+                    "state": "pending",
+                    "created_at": now,
+                }
+            )
+        await insert_reminders_once(session, rows)
+        return len(overdue)
+
+
+async def contract_expiry(
+    maker: async_sessionmaker[AsyncSession],
+    days_ahead: int,
+    now: dt.datetime | None = None,
+    zone: str | None = None,
+) -> int:
+    """F3: remind owners of contracts ending within ``days_ahead`` days (once per end date), and
+    mark active contracts whose end date has passed as expired."""
+    now = now or utcnow()
+    today = now.astimezone(user_zone(zone)).date()
+    async with transaction(maker) as session:
+        await session.execute(
+            update(Contract)
+            .where(Contract.status == "active", Contract.end_date < today)
+            .values(status="expired", updated_at=now, version=Contract.version + 1)
+        )
+        ending = (
+            await session.scalars(
+                select(Contract).where(
+                    Contract.status.in_(("signed", "active")),
+                    Contract.end_date >= today,
+                    Contract.end_date <= today + dt.timedelta(days=days_ahead),
+                )
+            )
+        ).all()
+        rows = [
+            {
+                "user_id": c.owner_id,
+                "kind": "contract_expiring",
+                "due_at": now,
+                "customer_id": c.customer_id,
+                "title": f"合同即将到期：{c.number}",
+                "body": f"{c.title} 将于 {c.end_date:%Y-%m-%d} 到期",
+                "link": f"/contracts/{c.id}",
+                "data": {
+                    "contract_id": c.id,
+                    "end_date": c.end_date.isoformat() if c.end_date else None,
+                },
+                "dedupe_key": f"expiry:{c.id}:{c.end_date}",
+                "state": "pending",
+                "created_at": now,
+            }
+            for c in ending
+        ]
         return await insert_reminders_once(session, rows)

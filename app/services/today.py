@@ -8,10 +8,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from app import access
 from app.access import Principal
-from app.models import Contact, Customer, User, Visit
+from app.config import get_settings
+from app.models import Contact, Contract, Customer, Department, PaymentPlan, User, Visit
 from app.models.base import utcnow
+from app.schemas.opportunity import from_cents
 from app.services.activities import visit_views
 
 RELATIONSHIP_DAYS_AHEAD = 7
@@ -132,7 +136,9 @@ async def today(
             consider("birthday", cid, contact_id, name, birth)
     relationship.sort(key=lambda r: (r["days_until"], r["name"]))
 
+    contracts = await contracts_today(session, principal, local_today)
     return {
+        **contracts,
         "date": local_today,
         "timezone": zone.key,
         "visits": await visit_views(session, visits),
@@ -140,7 +146,96 @@ async def today(
         "overdue_follow_ups": [_brief(c) for c in overdue],
         "relationship": relationship[:LIST_LIMIT],
         "reclaim_warnings": [],
-        "expiring_contracts": [],
-        "overdue_payments": [],
-        "approvals": [],
+    }
+
+
+async def contracts_today(
+    session: AsyncSession, principal: Principal, today: dt.date
+) -> dict[str, Any]:
+    """Contracts ending soon, overdue instalments of the caller's contracts, and approvals due."""
+    ahead = get_settings().contract_expiry_days_ahead
+    mine = Contract.owner_id == principal.user_id
+    ending = (
+        await session.execute(
+            select(Contract, Customer.name)
+            .join(Customer, Customer.id == Contract.customer_id)
+            .where(
+                mine,
+                Contract.status.in_(("signed", "active")),
+                Contract.end_date >= today,
+                Contract.end_date <= today + dt.timedelta(days=ahead),
+            )
+            .order_by(Contract.end_date)
+            .limit(LIST_LIMIT)
+        )
+    ).all()
+    overdue = (
+        await session.execute(
+            select(PaymentPlan, Contract.number, Customer.name)
+            .join(Contract, Contract.id == PaymentPlan.contract_id)
+            .join(Customer, Customer.id == Contract.customer_id)
+            .where(
+                mine,
+                PaymentPlan.status.in_(("pending", "partly_paid", "overdue")),
+                PaymentPlan.due_date < today,
+            )
+            .order_by(PaymentPlan.due_date)
+            .limit(LIST_LIMIT)
+        )
+    ).all()
+    owner = aliased(User)
+    waiting = (
+        await session.execute(
+            select(Contract, Customer.name, owner.display_name, Department.manager_id)
+            .join(Customer, Customer.id == Contract.customer_id)
+            .join(owner, owner.id == Contract.owner_id)
+            .outerjoin(Department, Department.id == owner.department_id)
+            .where(
+                Contract.status == "pending_approval",
+                Contract.owner_id != principal.user_id,
+                access.readable(principal, Contract),
+            )
+            .order_by(Contract.submitted_at)
+            .limit(LIST_LIMIT)
+        )
+    ).all()
+    approver = principal.can("contract.approve")
+    return {
+        "expiring_contracts": [
+            {
+                "id": c.id,
+                "number": c.number,
+                "title": c.title,
+                "customer_id": c.customer_id,
+                "customer_name": name,
+                "end_date": c.end_date,
+                "days_left": (c.end_date - today).days,
+            }
+            for c, name in ending
+            if c.end_date is not None
+        ],
+        "overdue_payments": [
+            {
+                "plan_id": p.id,
+                "contract_id": p.contract_id,
+                "number": number,
+                "customer_name": name,
+                "due_date": p.due_date,
+                "outstanding": from_cents(p.amount_cents - p.paid_cents),
+            }
+            for p, number, name in overdue
+        ],
+        "approvals": [
+            {
+                "contract_id": c.id,
+                "number": c.number,
+                "title": c.title,
+                "customer_name": name,
+                "owner_name": owner_name,
+                "amount": from_cents(c.amount_cents),
+                "submitted_at": c.submitted_at,
+            }
+            for c, name, owner_name, manager_id in waiting
+            if approver or manager_id == principal.user_id
+        ],
     }

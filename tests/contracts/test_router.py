@@ -284,3 +284,64 @@ async def test_contracts_outside_scope_are_404(app, client, maker, org, db):
         "items"
     ] == []
     assert (await db.get(Contract, contract["id"])).status == "draft"
+
+
+async def test_deadlines_reach_today_and_the_inbox_once(app, client, maker, org, db):
+    from app.models import Reminder
+    from app.services.relationship import contract_expiry, mark_overdue_payment_plans
+
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()  # the rep's local day
+    cid = await signed_contract(app, client, maker, org)
+    headers = auth(app, org.rep_a)
+    etag = (await client.get(f"/api/v1/contracts/{cid}", headers=headers)).headers["ETag"]
+    active = await act(app, client, org.rep_a, cid, "activate", etag)
+    assert active.status_code == 200
+    contract = await db.get(Contract, cid)
+    contract.end_date = today + dt.timedelta(days=10)
+    db.add(
+        PaymentPlan(
+            contract_id=cid,
+            due_date=today - dt.timedelta(days=2),
+            amount_cents=300_000,
+            paid_cents=100_000,
+            status="partly_paid",
+        )
+    )
+    await db.commit()
+
+    assert await mark_overdue_payment_plans(maker) == 1
+    assert await mark_overdue_payment_plans(maker) == 0
+    assert await contract_expiry(maker, 30) == 1
+    assert await contract_expiry(maker, 30) == 0
+    kinds = sorted((await db.scalars(select(Reminder.kind))).all())
+    assert kinds == ["contract_expiring", "payment_overdue"]
+
+    body = (await client.get("/api/v1/today", headers=headers)).json()
+    assert [(c["id"], c["days_left"]) for c in body["expiring_contracts"]] == [(cid, 10)]
+    assert [(p["contract_id"], p["outstanding"]) for p in body["overdue_payments"]] == [
+        (cid, "2000.00")
+    ]
+
+    contract = await db.get(Contract, cid)
+    await db.refresh(contract)
+    contract.end_date = today - dt.timedelta(days=1)
+    await db.commit()
+    await contract_expiry(maker, 30)
+    db.expunge_all()
+    assert (await db.scalar(select(Contract.status).where(Contract.id == cid))) == "expired"
+
+
+async def test_approvals_wait_in_the_managers_today(app, client, maker, org):
+    customer = await make_customer(maker, org.rep_a, "待审批")
+    contract, etag = await draft(app, client, org.rep_a, customer)
+    await act(app, client, org.rep_a, contract["id"], "submit", etag)
+    manager = (await client.get("/api/v1/today", headers=auth(app, org.mgr_east))).json()[
+        "approvals"
+    ]
+    assert [a["contract_id"] for a in manager] == [contract["id"]]
+    assert (await client.get("/api/v1/today", headers=auth(app, org.rep_a))).json()[
+        "approvals"
+    ] == []
+    assert (await client.get("/api/v1/today", headers=auth(app, org.mgr_hz))).json()[
+        "approvals"
+    ] == []

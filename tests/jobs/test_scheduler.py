@@ -31,6 +31,7 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
         else:
             await wait_until(lambda: scheduler.is_leader)
         assert scheduler.job_ids == [
+            "contract_deadlines",
             "dispatch_reminders",
             "notify_stale_opportunities",
             "purge_expired_rows",

@@ -1582,6 +1582,23 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ApprovalItem */
+        ApprovalItem: {
+            /** Amount */
+            amount: string;
+            /** Contract Id */
+            contract_id: number;
+            /** Customer Name */
+            customer_name: string;
+            /** Number */
+            number: string;
+            /** Owner Name */
+            owner_name: string;
+            /** Submitted At */
+            submitted_at: string | null;
+            /** Title */
+            title: string;
+        };
         /** Body_login */
         Body_login: {
             /** Client Id */
@@ -2142,6 +2159,26 @@ export interface components {
             /** Visible */
             visible: boolean;
         };
+        /** ExpiringContract */
+        ExpiringContract: {
+            /** Customer Id */
+            customer_id: number;
+            /** Customer Name */
+            customer_name: string;
+            /** Days Left */
+            days_left: number;
+            /**
+             * End Date
+             * Format: date
+             */
+            end_date: string;
+            /** Id */
+            id: number;
+            /** Number */
+            number: string;
+            /** Title */
+            title: string;
+        };
         /** FacetsOut */
         FacetsOut: {
             /** Cities */
@@ -2629,6 +2666,24 @@ export interface components {
             lines?: components["schemas"]["LineIn"][] | null;
             /** Title */
             title?: string | null;
+        };
+        /** OverduePayment */
+        OverduePayment: {
+            /** Contract Id */
+            contract_id: number;
+            /** Customer Name */
+            customer_name: string;
+            /**
+             * Due Date
+             * Format: date
+             */
+            due_date: string;
+            /** Number */
+            number: string;
+            /** Outstanding */
+            outstanding: string;
+            /** Plan Id */
+            plan_id: number;
         };
         /** Page[ContractOut] */
         Page_ContractOut_: {
@@ -3200,10 +3255,11 @@ export interface components {
         };
         /** TodayOut */
         TodayOut: {
-            /** Approvals */
-            approvals?: {
-                [key: string]: unknown;
-            }[];
+            /**
+             * Approvals
+             * @description Contracts waiting for your approval.
+             */
+            approvals: components["schemas"]["ApprovalItem"][];
             /**
              * Date
              * Format: date
@@ -3215,18 +3271,14 @@ export interface components {
              */
             due_follow_ups: components["schemas"]["CustomerBrief"][];
             /** Expiring Contracts */
-            expiring_contracts?: {
-                [key: string]: unknown;
-            }[];
+            expiring_contracts: components["schemas"]["ExpiringContract"][];
             /**
              * Overdue Follow Ups
              * @description Customers whose next follow-up time has passed before today.
              */
             overdue_follow_ups: components["schemas"]["CustomerBrief"][];
             /** Overdue Payments */
-            overdue_payments?: {
-                [key: string]: unknown;
-            }[];
+            overdue_payments: components["schemas"]["OverduePayment"][];
             /** Reclaim Warnings */
             reclaim_warnings?: {
                 [key: string]: unknown;
