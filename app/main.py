@@ -31,6 +31,7 @@ from app.routers import (
     contacts,
     contracts,
     customers,
+    dashboard,
     funnel,
     health,
     notifications,
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opportunities,
         funnel,
         contracts,
+        dashboard,
         config,
         org,
     ):

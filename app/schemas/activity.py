@@ -212,3 +212,19 @@ class TodayOut(OutputModel):
     expiring_contracts: list[ExpiringContract]
     overdue_payments: list[OverduePayment]
     approvals: list[ApprovalItem] = Field(description="Contracts waiting for your approval.")
+
+
+class BriefFigure(OutputModel):
+    value: Decimal | float | int | None
+    previous: Decimal | float | int | None
+    change: Decimal | float | int | None = Field(description="value - previous")
+    change_pct: float | None = Field(description="change / previous (null when previous is 0)")
+
+
+class BriefOut(OutputModel):
+    period: Literal["day", "week", "month", "quarter"]
+    start: dt.date
+    end: dt.date = Field(description="Last day of the period (inclusive).")
+    previous_start: dt.date
+    timezone: str
+    metrics: dict[str, BriefFigure]

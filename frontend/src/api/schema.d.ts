@@ -548,6 +548,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dashboard/brief": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Brief
+         * @description Figures for the period containing `date` (default today) against the period before it, within your data scope (a rep's own, a manager's department and children).
+         *
+         *     * `new_customers`: Customers created in the period (that you can see).
+         *     * `follow_ups`: Follow-ups of any type that took place in the period.
+         *     * `visits`: Visits that took place in the period (follow-ups of type visit).
+         *     * `new_opportunities`: Opportunities opened in the period.
+         *     * `won_amount`: Amount of the opportunities won in the period.
+         *     * `contracts_signed`: Contracts signed in the period.
+         *     * `payments_received`: Money received in the period against contracts you can see.
+         *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
+         *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
+         *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         */
+        get: operations["get_brief"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/departments": {
         parameters: {
             query?: never;
@@ -1622,6 +1653,53 @@ export interface components {
             scope?: string;
             /** Username */
             username: string;
+        };
+        /** BriefFigure */
+        BriefFigure: {
+            /**
+             * Change
+             * @description value - previous
+             */
+            change: string | number | null;
+            /**
+             * Change Pct
+             * @description change / previous (null when previous is 0)
+             */
+            change_pct: number | null;
+            /** Previous */
+            previous: string | number | null;
+            /** Value */
+            value: string | number | null;
+        };
+        /** BriefOut */
+        BriefOut: {
+            /**
+             * End
+             * Format: date
+             * @description Last day of the period (inclusive).
+             */
+            end: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: components["schemas"]["BriefFigure"];
+            };
+            /**
+             * Period
+             * @enum {string}
+             */
+            period: "day" | "week" | "month" | "quarter";
+            /**
+             * Previous Start
+             * Format: date
+             */
+            previous_start: string;
+            /**
+             * Start
+             * Format: date
+             */
+            start: string;
+            /** Timezone */
+            timezone: string;
         };
         /** CheckIn */
         CheckIn: {
@@ -5915,6 +5993,47 @@ export interface operations {
             };
             /** @description Not found, or outside your data scope */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_brief: {
+        parameters: {
+            query?: {
+                period?: "day" | "week" | "month" | "quarter";
+                date?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BriefOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

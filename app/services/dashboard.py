@@ -1,0 +1,270 @@
+"""The dashboard brief: period figures against the previous period, within the caller's scope
+(SPEC G1). Each metric is defined once here and documented in the API.
+
+Periods are calendar days, ISO weeks, months or quarters in the caller's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import access
+from app.access import Principal
+from app.errors import ValidationFailed, field_error
+from app.models import Contract, Customer, FollowUp, Opportunity, Order, Payment, User
+from app.models.base import utcnow
+from app.schemas.opportunity import from_cents
+from app.services.today import user_zone
+
+PERIODS = ("day", "week", "month", "quarter")
+
+
+def period_bounds(kind: str, day: dt.date) -> tuple[dt.date, dt.date]:
+    """[first day, first day of the next period) containing ``day``."""
+    if kind == "day":
+        return day, day + dt.timedelta(days=1)
+    if kind == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=7)
+    if kind == "month":
+        start = day.replace(day=1)
+        return start, (start + dt.timedelta(days=32)).replace(day=1)
+    if kind == "quarter":
+        start = day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+        end = start
+        for _ in range(3):
+            end = (end + dt.timedelta(days=32)).replace(day=1)
+        return start, end
+    raise ValidationFailed(
+        errors=[field_error("period", f"one of {', '.join(PERIODS)}", where="query")]
+    )
+
+
+Window = tuple[dt.datetime, dt.datetime]
+Metric = Callable[
+    [AsyncSession, Principal, Window, dt.date, dt.date], Awaitable[int | Decimal | float | None]
+]
+
+
+async def _count(session: AsyncSession, stmt: Select[Any]) -> int:
+    return int(await session.scalar(stmt) or 0)
+
+
+async def new_customers(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> int:
+    """Customers created in the period (that you can see)."""
+    return await _count(
+        s,
+        select(func.count())
+        .select_from(Customer)
+        .where(
+            Customer.deleted_at.is_(None),
+            access.readable(p, Customer),
+            Customer.created_at >= w[0],
+            Customer.created_at < w[1],
+        ),
+    )
+
+
+def _follow_ups(p: Principal, w: Window, *extra: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(FollowUp)
+        .where(
+            access.readable(p, FollowUp),
+            FollowUp.occurred_at >= w[0],
+            FollowUp.occurred_at < w[1],
+            *extra,
+        )
+    )
+
+
+async def follow_ups(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> int:
+    """Follow-ups of any type that took place in the period."""
+    return await _count(s, _follow_ups(p, w))
+
+
+async def visits(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> int:
+    """Visits that took place in the period (follow-ups of type visit)."""
+    return await _count(s, _follow_ups(p, w, FollowUp.type == "visit"))
+
+
+async def new_opportunities(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> int:
+    """Opportunities opened in the period."""
+    return await _count(
+        s,
+        select(func.count())
+        .select_from(Opportunity)
+        .where(
+            Opportunity.deleted_at.is_(None),
+            access.readable(p, Opportunity),
+            Opportunity.created_at >= w[0],
+            Opportunity.created_at < w[1],
+        ),
+    )
+
+
+async def won_amount(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> Decimal:
+    """Amount of the opportunities won in the period."""
+    cents = await s.scalar(
+        select(func.coalesce(func.sum(Opportunity.amount_cents), 0)).where(
+            Opportunity.deleted_at.is_(None),
+            access.readable(p, Opportunity),
+            Opportunity.status == "won",
+            Opportunity.closed_at >= w[0],
+            Opportunity.closed_at < w[1],
+        )
+    )
+    return from_cents(int(cents or 0))
+
+
+async def contracts_signed(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> int:
+    """Contracts signed in the period."""
+    return await _count(
+        s,
+        select(func.count())
+        .select_from(Contract)
+        .where(access.readable(p, Contract), Contract.signed_at >= w[0], Contract.signed_at < w[1]),
+    )
+
+
+async def payments_received(
+    s: AsyncSession, p: Principal, _w: Window, first: dt.date, after: dt.date
+) -> Decimal:
+    """Money received in the period against contracts you can see."""
+    cents = await s.scalar(
+        select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+            Payment.contract_id.in_(select(Contract.id).where(access.readable(p, Contract))),
+            Payment.received_on >= first,
+            Payment.received_on < after,
+        )
+    )
+    return from_cents(int(cents or 0))
+
+
+async def conversion_rate(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> float | None:
+    """Of the customers created in the period, the share that had signed by its end."""
+    created = [
+        Customer.deleted_at.is_(None),
+        access.readable(p, Customer),
+        Customer.created_at >= w[0],
+        Customer.created_at < w[1],
+    ]
+    total = await _count(s, select(func.count()).select_from(Customer).where(*created))
+    signed = await _count(
+        s,
+        select(func.count())
+        .select_from(Customer)
+        .where(*created, Customer.signed_at.is_not(None), Customer.signed_at < w[1]),
+    )
+    return round(signed / total, 4) if total else None
+
+
+async def retention_rate(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> float | None:
+    """Of the customers who bought in the previous period, the share who bought again in this."""
+    length = w[1] - w[0]
+    visible = Order.customer_id.in_(select(Customer.id).where(access.readable(p, Customer)))
+    before = select(Order.customer_id).where(
+        visible, Order.ordered_at >= w[0] - length, Order.ordered_at < w[0]
+    )
+    earlier = await _count(
+        s,
+        select(func.count(func.distinct(Order.customer_id))).where(
+            visible, Order.ordered_at >= w[0] - length, Order.ordered_at < w[0]
+        ),
+    )
+    again = await _count(
+        s,
+        select(func.count(func.distinct(Order.customer_id))).where(
+            visible,
+            Order.ordered_at >= w[0],
+            Order.ordered_at < w[1],
+            Order.customer_id.in_(before),
+        ),
+    )
+    return round(again / earlier, 4) if earlier else None
+
+
+async def avg_satisfaction(s: AsyncSession, p: Principal, w: Window, *_: dt.date) -> float | None:
+    """Mean satisfaction (1–5) of the return visits in the period."""
+    value = await s.scalar(
+        select(func.avg(FollowUp.satisfaction)).where(
+            access.readable(p, FollowUp),
+            FollowUp.type == "return_visit",
+            FollowUp.occurred_at >= w[0],
+            FollowUp.occurred_at < w[1],
+        )
+    )
+    return round(float(value), 2) if value is not None else None
+
+
+METRICS: dict[str, Metric] = {
+    "new_customers": new_customers,
+    "follow_ups": follow_ups,
+    "visits": visits,
+    "new_opportunities": new_opportunities,
+    "won_amount": won_amount,
+    "contracts_signed": contracts_signed,
+    "payments_received": payments_received,
+    "conversion_rate": conversion_rate,
+    "retention_rate": retention_rate,
+    "avg_satisfaction": avg_satisfaction,
+}
+
+
+def metric_docs() -> str:
+    return "\n".join(f"* `{name}`: {(fn.__doc__ or '').strip()}" for name, fn in METRICS.items())
+
+
+def _change(value: Any, previous: Any) -> tuple[Any, float | None]:
+    if value is None or previous is None:
+        return None, None
+    delta = value - previous
+    if isinstance(delta, float):
+        delta = round(delta, 4)
+    percent = round(float(delta) / float(previous), 4) if previous else None
+    return delta, percent
+
+
+async def brief(
+    session: AsyncSession, principal: Principal, *, period: str, day: dt.date | None
+) -> dict[str, Any]:
+    zone = user_zone(
+        await session.scalar(select(User.timezone).where(User.id == principal.user_id))
+    )
+    day = day or utcnow().astimezone(zone).date()
+    first, after = period_bounds(period, day)
+    previous_first, _ = period_bounds(period, first - dt.timedelta(days=1))
+
+    def window(a: dt.date, b: dt.date) -> Window:
+        return (
+            dt.datetime.combine(a, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+            dt.datetime.combine(b, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+        )
+
+    figures = {}
+    for name, metric in METRICS.items():
+        value = await metric(session, principal, window(first, after), first, after)
+        previous = await metric(
+            session, principal, window(previous_first, first), previous_first, first
+        )
+        delta, percent = _change(value, previous)
+        figures[name] = {
+            "value": value,
+            "previous": previous,
+            "change": delta,
+            "change_pct": percent,
+        }
+    return {
+        "period": period,
+        "start": first,
+        "end": after - dt.timedelta(days=1),
+        "previous_start": previous_first,
+        "timezone": zone.key,
+        "metrics": figures,
+    }

@@ -1,0 +1,121 @@
+"""Dashboard brief: figures against the previous period, within scope (SPEC G1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.models import FollowUp, Order
+from tests.factories import auth, make_customer, make_org
+
+SH = dt.timezone(dt.timedelta(hours=8))
+
+
+def at(month: int, day: int) -> dt.datetime:
+    return dt.datetime(2026, month, day, 12, 0, tzinfo=SH)
+
+
+@pytest.fixture
+async def org(maker):
+    return await make_org(maker)
+
+
+async def test_brief_compares_with_the_previous_period(app, client, maker, org, db):
+    x = await make_customer(
+        maker, org.rep_a, "十月一", created_at=at(10, 3), deal_status="signed", signed_at=at(10, 20)
+    )
+    y = await make_customer(maker, org.rep_a, "十月二", created_at=at(10, 5))
+    await make_customer(maker, org.rep_a, "十月三", created_at=at(10, 9))
+    await make_customer(maker, org.rep_a, "九月", created_at=at(9, 12))
+    await make_customer(maker, org.rep_d, "南方一", created_at=at(10, 1))
+    await make_customer(maker, org.rep_d, "南方二", created_at=at(10, 2))
+    for customer, kind, when, score in (
+        (x, "visit", at(10, 6), None),
+        (y, "return_visit", at(10, 7), 4),
+        (x, "return_visit", at(9, 8), 2),
+    ):
+        db.add(
+            FollowUp(
+                customer_id=customer.id,
+                author_id=org.rep_a.id,
+                type=kind,
+                content="c",
+                occurred_at=when,
+                satisfaction=score,
+            )
+        )
+    for customer, when in ((x, at(9, 10)), (y, at(9, 11)), (x, at(10, 12))):
+        db.add(Order(customer_id=customer.id, ordered_at=when, amount_cents=100, source="import"))
+    await db.commit()
+
+    response = await client.get(
+        "/api/v1/dashboard/brief",
+        params={"period": "month", "date": "2026-10-15"},
+        headers=auth(app, org.rep_a),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["start"], body["end"], body["previous_start"]) == (
+        "2026-10-01",
+        "2026-10-31",
+        "2026-09-01",
+    )
+    m = body["metrics"]
+    assert m["new_customers"] == {"value": 3, "previous": 1, "change": 2, "change_pct": 2.0}
+    assert (m["follow_ups"]["value"], m["follow_ups"]["previous"]) == (2, 1)
+    assert m["visits"] == {"value": 1, "previous": 0, "change": 1, "change_pct": None}
+    assert (m["avg_satisfaction"]["value"], m["avg_satisfaction"]["previous"]) == (4.0, 2.0)
+    assert (m["conversion_rate"]["value"], m["conversion_rate"]["previous"]) == (0.3333, 0.0)
+    assert (m["retention_rate"]["value"], m["retention_rate"]["previous"]) == (0.5, None)
+    assert m["won_amount"]["value"] == "0.00" and m["payments_received"]["value"] == "0.00"
+
+    admin = (
+        await client.get(
+            "/api/v1/dashboard/brief", params={"date": "2026-10-15"}, headers=auth(app, org.admin)
+        )
+    ).json()
+    assert admin["metrics"]["new_customers"]["value"] == 5
+    south = (
+        await client.get(
+            "/api/v1/dashboard/brief", params={"date": "2026-10-15"}, headers=auth(app, org.rep_d)
+        )
+    ).json()
+    assert (
+        south["metrics"]["new_customers"]["value"] == 2
+        and south["metrics"]["follow_ups"]["value"] == 0
+    )
+
+
+@pytest.mark.parametrize("params", [{"period": "year"}, {"date": "2026-13-01"}])
+async def test_brief_rejects_bad_input(app, client, org, params):
+    assert (
+        await client.get("/api/v1/dashboard/brief", params=params, headers=auth(app, org.rep_a))
+    ).status_code == 422
+
+
+async def test_weeks_and_quarters(app, client, org):
+    week = (
+        await client.get(
+            "/api/v1/dashboard/brief",
+            params={"period": "week", "date": "2026-11-25"},
+            headers=auth(app, org.rep_a),
+        )
+    ).json()
+    assert (week["start"], week["end"], week["previous_start"]) == (
+        "2026-11-23",
+        "2026-11-29",
+        "2026-11-16",
+    )
+    quarter = (
+        await client.get(
+            "/api/v1/dashboard/brief",
+            params={"period": "quarter", "date": "2026-11-25"},
+            headers=auth(app, org.rep_a),
+        )
+    ).json()
+    assert (quarter["start"], quarter["end"], quarter["previous_start"]) == (
+        "2026-10-01",
+        "2026-12-31",
+        "2026-07-01",
+    )
