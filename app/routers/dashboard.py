@@ -1,15 +1,15 @@
-"""The dashboard brief (SPEC G1)."""
+"""The dashboard: brief, trends and rankings (SPEC G1, G2)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.deps import CurrentPrincipal, SessionDep
 from app.routers.common import problems
-from app.schemas.activity import BriefOut
+from app.schemas.activity import BriefOut, RankingOut, TrendOut
 from app.services import dashboard as service
 
 router = APIRouter(tags=["dashboard"])
@@ -31,3 +31,44 @@ async def get_brief(
 ) -> BriefOut:
     """Period summary against the previous period."""
     return BriefOut.model_validate(await service.brief(session, principal, period=period, day=date))
+
+
+@router.get(
+    "/dashboard/trend",
+    response_model=TrendOut,
+    responses=problems(),
+    description=(service.trend.__doc__ or "") + "\n\nMetrics:\n" + service.metric_docs(),
+)
+async def get_trend(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    metric: str,
+    first: Annotated[dt.date, Query(alias="from")],
+    last: Annotated[dt.date, Query(alias="to")],
+    granularity: Literal["day", "week", "month"] = "month",
+) -> TrendOut:
+    """A metric over time."""
+    return TrendOut.model_validate(
+        await service.trend(
+            session, principal, metric=metric, granularity=granularity, first=first, last=last
+        )
+    )
+
+
+@router.get(
+    "/dashboard/ranking",
+    response_model=RankingOut,
+    responses=problems(),
+    description=(service.ranking.__doc__ or "") + "\n\nMetrics:\n" + service.metric_docs(),
+)
+async def get_ranking(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    metric: str,
+    period: Literal["day", "week", "month", "quarter"] = "month",
+    date: dt.date | None = None,
+) -> RankingOut:
+    """Users in your scope ranked by a metric."""
+    return RankingOut.model_validate(
+        await service.ranking(session, principal, metric=metric, period=period, day=date)
+    )

@@ -228,3 +228,29 @@ class BriefOut(OutputModel):
     previous_start: dt.date
     timezone: str
     metrics: dict[str, BriefFigure]
+
+
+class TrendBucket(OutputModel):
+    start: dt.date
+    value: Decimal | float | int | None
+
+
+class TrendOut(OutputModel):
+    metric: str
+    granularity: Literal["day", "week", "month"]
+    timezone: str
+    buckets: list[TrendBucket]
+
+
+class RankingRow(OutputModel):
+    rank: int
+    user: UserRef
+    value: Decimal | float | int | None
+
+
+class RankingOut(OutputModel):
+    metric: str
+    period: Literal["day", "week", "month", "quarter"]
+    start: dt.date
+    end: dt.date
+    rows: list[RankingRow]

@@ -268,3 +268,92 @@ async def brief(
         "timezone": zone.key,
         "metrics": figures,
     }
+
+
+async def trend(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    metric: str,
+    granularity: str,
+    first: dt.date,
+    last: dt.date,
+) -> dict[str, Any]:
+    """A metric per day, week or month from the bucket containing ``first`` to the one
+    containing ``last`` (at most 100 buckets)."""
+    if metric not in METRICS:
+        raise ValidationFailed(
+            errors=[field_error("metric", f"one of {', '.join(METRICS)}", where="query")]
+        )
+    if last < first:
+        raise ValidationFailed(
+            errors=[field_error("to", "must not come before from", where="query")]
+        )
+    zone = user_zone(
+        await session.scalar(select(User.timezone).where(User.id == principal.user_id))
+    )
+    buckets: list[dict[str, Any]] = []
+    start, after = period_bounds(granularity, first)
+    while start <= last:
+        if len(buckets) == 100:
+            raise ValidationFailed(errors=[field_error("to", "at most 100 buckets", where="query")])
+        window = (
+            dt.datetime.combine(start, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+            dt.datetime.combine(after, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+        )
+        value = await METRICS[metric](session, principal, window, start, after)
+        buckets.append({"start": start, "value": value})
+        start, after = period_bounds(granularity, after)
+    return {"metric": metric, "granularity": granularity, "timezone": zone.key, "buckets": buckets}
+
+
+async def ranking(
+    session: AsyncSession, principal: Principal, *, metric: str, period: str, day: dt.date | None
+) -> dict[str, Any]:
+    """Users in your scope ranked by a metric over their own records for the period."""
+    if metric not in METRICS:
+        raise ValidationFailed(
+            errors=[field_error("metric", f"one of {', '.join(METRICS)}", where="query")]
+        )
+    zone = user_zone(
+        await session.scalar(select(User.timezone).where(User.id == principal.user_id))
+    )
+    day = day or utcnow().astimezone(zone).date()
+    first, after = period_bounds(period, day)
+    window = (
+        dt.datetime.combine(first, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+        dt.datetime.combine(after, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+    )
+    people = (
+        await session.execute(
+            select(User.id, User.display_name, User.department_id).where(
+                User.is_active.is_(True), access.owner_in_scope(principal, "customer", User.id)
+            )
+        )
+    ).all()
+    rows: list[dict[str, Any]] = []
+    for user_id, name, department_id in people:
+        own = access.Principal(
+            user_id=user_id,
+            username="",
+            display_name=name,
+            department_id=department_id,
+            department_path=None,
+            managed_paths=(),
+            permissions=frozenset(),
+            scopes={"customer": access.DataScope.OWN},
+            team_read_ids=frozenset(),
+            team_write_ids=frozenset(),
+        )
+        value = await METRICS[metric](session, own, window, first, after)
+        rows.append({"user": {"id": user_id, "display_name": name}, "value": value})
+    rows.sort(key=lambda r: (r["value"] is None, -(float(r["value"] or 0)), r["user"]["id"]))
+    for position, row in enumerate(rows, 1):
+        row["rank"] = position
+    return {
+        "metric": metric,
+        "period": period,
+        "start": first,
+        "end": after - dt.timedelta(days=1),
+        "rows": rows,
+    }

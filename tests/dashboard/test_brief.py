@@ -119,3 +119,58 @@ async def test_weeks_and_quarters(app, client, org):
         "2026-12-31",
         "2026-07-01",
     )
+
+
+async def test_trend_and_ranking(app, client, maker, org):
+    for owner, month, day in (
+        (org.rep_a, 9, 3),
+        (org.rep_a, 10, 3),
+        (org.rep_a, 10, 4),
+        (org.rep_b, 10, 5),
+        (org.rep_d, 10, 6),
+    ):
+        await make_customer(
+            maker, owner, f"客户{owner.id}-{month}-{day}", created_at=at(month, day)
+        )
+    trend = await client.get(
+        "/api/v1/dashboard/trend",
+        params={
+            "metric": "new_customers",
+            "granularity": "month",
+            "from": "2026-08-15",
+            "to": "2026-10-15",
+        },
+        headers=auth(app, org.mgr_east),
+    )
+    assert trend.status_code == 200, trend.text
+    assert [(b["start"], b["value"]) for b in trend.json()["buckets"]] == [
+        ("2026-08-01", 0),
+        ("2026-09-01", 1),
+        ("2026-10-01", 3),
+    ]
+    ranking = await client.get(
+        "/api/v1/dashboard/ranking",
+        params={"metric": "new_customers", "date": "2026-10-15"},
+        headers=auth(app, org.mgr_east),
+    )
+    rows = [(r["rank"], r["user"]["id"], r["value"]) for r in ranking.json()["rows"]]
+    assert rows[:2] == [(1, org.rep_a.id, 2), (2, org.rep_b.id, 1)]
+    assert org.rep_d.id not in [r[1] for r in rows]  # outside the manager's scope
+    own = await client.get(
+        "/api/v1/dashboard/ranking",
+        params={"metric": "new_customers", "date": "2026-10-15"},
+        headers=auth(app, org.rep_a),
+    )
+    assert [r["user"]["id"] for r in own.json()["rows"]] == [org.rep_a.id]
+    bad = await client.get(
+        "/api/v1/dashboard/trend",
+        params={"metric": "vanity", "from": "2026-01-01", "to": "2026-02-01"},
+        headers=auth(app, org.rep_a),
+    )
+    assert bad.status_code == 422
+    too_long = await client.get(
+        "/api/v1/dashboard/trend",
+        params={"metric": "visits", "granularity": "day", "from": "2026-01-01", "to": "2026-12-31"},
+        headers=auth(app, org.rep_a),
+    )
+    assert too_long.status_code == 422

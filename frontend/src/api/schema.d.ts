@@ -579,6 +579,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dashboard/ranking": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Ranking
+         * @description Users in your scope ranked by a metric over their own records for the period.
+         *
+         *     Metrics:
+         *     * `new_customers`: Customers created in the period (that you can see).
+         *     * `follow_ups`: Follow-ups of any type that took place in the period.
+         *     * `visits`: Visits that took place in the period (follow-ups of type visit).
+         *     * `new_opportunities`: Opportunities opened in the period.
+         *     * `won_amount`: Amount of the opportunities won in the period.
+         *     * `contracts_signed`: Contracts signed in the period.
+         *     * `payments_received`: Money received in the period against contracts you can see.
+         *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
+         *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
+         *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         */
+        get: operations["get_ranking"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dashboard/trend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Trend
+         * @description A metric per day, week or month from the bucket containing ``first`` to the one
+         *         containing ``last`` (at most 100 buckets).
+         *
+         *     Metrics:
+         *     * `new_customers`: Customers created in the period (that you can see).
+         *     * `follow_ups`: Follow-ups of any type that took place in the period.
+         *     * `visits`: Visits that took place in the period (follow-ups of type visit).
+         *     * `new_opportunities`: Opportunities opened in the period.
+         *     * `won_amount`: Amount of the opportunities won in the period.
+         *     * `contracts_signed`: Contracts signed in the period.
+         *     * `payments_received`: Money received in the period against contracts you can see.
+         *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
+         *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
+         *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         */
+        get: operations["get_trend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/departments": {
         parameters: {
             query?: never;
@@ -3059,6 +3124,36 @@ export interface components {
              */
             start: string;
         };
+        /** RankingOut */
+        RankingOut: {
+            /**
+             * End
+             * Format: date
+             */
+            end: string;
+            /** Metric */
+            metric: string;
+            /**
+             * Period
+             * @enum {string}
+             */
+            period: "day" | "week" | "month" | "quarter";
+            /** Rows */
+            rows: components["schemas"]["RankingRow"][];
+            /**
+             * Start
+             * Format: date
+             */
+            start: string;
+        };
+        /** RankingRow */
+        RankingRow: {
+            /** Rank */
+            rank: number;
+            user: components["schemas"]["UserRef"];
+            /** Value */
+            value: string | number | null;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -3389,6 +3484,30 @@ export interface components {
         TransitionIn: {
             /** Comment */
             comment?: string | null;
+        };
+        /** TrendBucket */
+        TrendBucket: {
+            /**
+             * Start
+             * Format: date
+             */
+            start: string;
+            /** Value */
+            value: string | number | null;
+        };
+        /** TrendOut */
+        TrendOut: {
+            /** Buckets */
+            buckets: components["schemas"]["TrendBucket"][];
+            /**
+             * Granularity
+             * @enum {string}
+             */
+            granularity: "day" | "week" | "month";
+            /** Metric */
+            metric: string;
+            /** Timezone */
+            timezone: string;
         };
         /** UnreadCount */
         UnreadCount: {
@@ -6030,6 +6149,91 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BriefOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_ranking: {
+        parameters: {
+            query: {
+                metric: string;
+                period?: "day" | "week" | "month" | "quarter";
+                date?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RankingOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_trend: {
+        parameters: {
+            query: {
+                metric: string;
+                from: string;
+                to: string;
+                granularity?: "day" | "week" | "month";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrendOut"];
                 };
             };
             /** @description Not authenticated (missing, expired or invalid token) */
