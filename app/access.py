@@ -65,6 +65,7 @@ PERMISSIONS: Mapping[str, str] = {
     "customer.update": "Edit customers and their contacts and tags within the data scope",
     "customer.delete": "Delete (soft) customers within the data scope",
     "contract.approve": "Approve or reject contracts within the data scope",
+    "target.manage": "Set monthly targets for users and departments within the data scope",
     "config.manage": "Manage custom fields, tag groups and tags",
     "org.manage": "Manage users, departments and roles",
 }

@@ -23,6 +23,7 @@ ALL_PERMISSIONS = [
     "customer.update",
     "customer.delete",
     "contract.approve",
+    "target.manage",
     "config.manage",
     "org.manage",
 ]
@@ -86,7 +87,7 @@ async def make_org(maker: async_sessionmaker[AsyncSession]) -> Org:
             "manager": await make_role(
                 session,
                 "manager",
-                ["customer.create", "customer.update", "customer.delete"],
+                ["customer.create", "customer.update", "customer.delete", "target.manage"],
                 "department_and_children",
             ),
             "rep": await make_role(session, "rep", ["customer.create", "customer.update"], "own"),

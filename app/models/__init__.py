@@ -36,6 +36,7 @@ from app.models.opportunity import (
     Pipeline,
     PipelineStage,
     Product,
+    Target,
 )
 from app.models.org import (
     Department,
@@ -84,6 +85,7 @@ __all__ = [
     "SystemSetting",
     "Tag",
     "TagGroup",
+    "Target",
     "User",
     "Visit",
     "user_roles",

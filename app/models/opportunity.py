@@ -148,3 +148,27 @@ class OpportunityHistory(Base):
     expected_close_date: Mapped[dt.date | None] = mapped_column(Date)
     valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Target(TimestampMixin, VersionedMixin, Base):
+    """A monthly goal for a user or a department (and its children) on one dashboard metric.
+
+    ``target_value`` is in cents for money metrics (won_amount, payments_received), else a count.
+    """
+
+    __tablename__ = "targets"
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (department_id IS NULL)", name="one_subject"),
+        CheckConstraint("target_value > 0", name="positive"),
+        UniqueConstraint("user_id", "department_id", "month", "metric", name="uq_targets_subject"),
+        Index("ix_targets_month", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="CASCADE")
+    )
+    month: Mapped[str] = mapped_column(String(7))
+    metric: Mapped[str] = mapped_column(String(32))
+    target_value: Mapped[int] = mapped_column(BigInteger)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Response
 
-from app.deps import CurrentPrincipal, SessionDep
+from app.access import Principal
+from app.deps import CurrentPrincipal, SessionDep, require
 from app.routers.common import problems
-from app.schemas.activity import BriefOut, RankingOut, TrendOut
+from app.schemas.activity import BriefOut, RankingOut, TargetIn, TargetOut, TrendOut
 from app.services import dashboard as service
 
 router = APIRouter(tags=["dashboard"])
+Manager = Annotated[Principal, Depends(require("target.manage"))]
 
 
 @router.get(
@@ -72,3 +74,31 @@ async def get_ranking(
     return RankingOut.model_validate(
         await service.ranking(session, principal, metric=metric, period=period, day=date)
     )
+
+
+@router.get("/targets", response_model=list[TargetOut], responses=problems())
+async def list_targets(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+) -> list[TargetOut]:
+    """Monthly targets in your scope with the actual figure and completion."""
+    return [
+        TargetOut.model_validate(t)
+        for t in await service.list_targets(session, principal, month=month)
+    ]
+
+
+@router.put("/targets", response_model=TargetOut, responses=problems(403))
+async def set_target(body: TargetIn, principal: Manager, session: SessionDep) -> TargetOut:
+    """Set (create or replace) a user's or a department's target for a month and metric."""
+    target = await service.set_target(session, principal, body)
+    [view] = await service.target_views(session, [target])
+    return TargetOut.model_validate(view)
+
+
+@router.delete("/targets/{target_id}", status_code=204, responses=problems(403, 404))
+async def delete_target(target_id: int, principal: Manager, session: SessionDep) -> Response:
+    """Remove a target."""
+    await service.delete_target(session, principal, target_id)
+    return Response(status_code=204)

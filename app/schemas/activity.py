@@ -254,3 +254,29 @@ class RankingOut(OutputModel):
     start: dt.date
     end: dt.date
     rows: list[RankingRow]
+
+
+TargetMetric = Literal[
+    "won_amount", "payments_received", "new_customers", "follow_ups", "visits",
+    "new_opportunities", "contracts_signed",
+]  # fmt: skip
+
+
+class TargetIn(InputModel):
+    user_id: int | None = None
+    department_id: int | None = None
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    metric: TargetMetric
+    target: Decimal = Field(gt=0, max_digits=14, decimal_places=2, description="Money or a count.")
+
+
+class TargetOut(OutputModel):
+    id: int
+    user_id: int | None
+    department_id: int | None
+    month: str
+    metric: TargetMetric
+    target: Decimal | int
+    actual: Decimal | float | int | None
+    completion: float | None = Field(description="actual / target")
+    version: int

@@ -11,13 +11,23 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import access
 from app.access import Principal
-from app.errors import ValidationFailed, field_error
-from app.models import Contract, Customer, FollowUp, Opportunity, Order, Payment, User
+from app.errors import NotFound, ValidationFailed, field_error
+from app.models import (
+    Contract,
+    Customer,
+    Department,
+    FollowUp,
+    Opportunity,
+    Order,
+    Payment,
+    Target,
+    User,
+)
 from app.models.base import utcnow
 from app.schemas.opportunity import from_cents
 from app.services.today import user_zone
@@ -357,3 +367,171 @@ async def ranking(
         "end": after - dt.timedelta(days=1),
         "rows": rows,
     }
+
+
+# --- targets (G2) ------------------------------------------------------------------------------
+
+MONEY_METRICS = frozenset({"won_amount", "payments_received"})
+TARGET_METRICS = (
+    "won_amount",
+    "payments_received",
+    "new_customers",
+    "follow_ups",
+    "visits",
+    "new_opportunities",
+    "contracts_signed",
+)
+
+
+def _month_window(month: str, zone: Any) -> tuple[Window, dt.date, dt.date]:
+    first = dt.date.fromisoformat(f"{month}-01")
+    after = (first + dt.timedelta(days=32)).replace(day=1)
+    window = (
+        dt.datetime.combine(first, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+        dt.datetime.combine(after, dt.time(), tzinfo=zone).astimezone(dt.UTC),
+    )
+    return window, first, after
+
+
+async def _subject_principal(session: AsyncSession, target: Target) -> Principal:
+    """A principal whose data scope is the target's subject: the user's own records, or the
+    department and its children."""
+    if target.user_id is not None:
+        return access.Principal(
+            user_id=target.user_id,
+            username="",
+            display_name="",
+            department_id=None,
+            department_path=None,
+            managed_paths=(),
+            permissions=frozenset(),
+            scopes={"customer": access.DataScope.OWN},
+        )
+    department = await session.get(Department, target.department_id)
+    assert department is not None
+    return access.Principal(
+        user_id=0,
+        username="",
+        display_name="",
+        department_id=department.id,
+        department_path=department.path,
+        managed_paths=(),
+        permissions=frozenset(),
+        scopes={"customer": access.DataScope.DEPARTMENT_AND_CHILDREN},
+    )
+
+
+def _target_visible(principal: Principal) -> ColumnElement[bool]:
+    """Targets of users in the caller's scope, and of departments the caller belongs to or
+    manages (admins see all)."""
+    if principal.scope("customer") is access.DataScope.ALL:
+        return true()
+    paths = [p for p in (principal.department_path, *principal.managed_paths) if p]
+    department_ok = (
+        Target.department_id.in_(
+            select(Department.id).where(
+                or_(*(Department.path.startswith(p, autoescape=True) for p in paths))
+            )
+        )
+        if paths
+        else false()
+    )
+    return or_(access.owner_in_scope(principal, "customer", Target.user_id), department_ok)
+
+
+async def target_views(session: AsyncSession, targets: list[Target]) -> list[dict[str, Any]]:
+    zone = user_zone(None)
+    out = []
+    for target in targets:
+        window, first, after = _month_window(target.month, zone)
+        actual = await METRICS[target.metric](
+            session, await _subject_principal(session, target), window, first, after
+        )
+        goal: Decimal | int = (
+            from_cents(target.target_value)
+            if target.metric in MONEY_METRICS
+            else target.target_value
+        )
+        done = float(actual or 0) / float(goal) if goal else None
+        out.append(
+            {
+                "id": target.id,
+                "user_id": target.user_id,
+                "department_id": target.department_id,
+                "month": target.month,
+                "metric": target.metric,
+                "target": goal,
+                "actual": actual,
+                "completion": round(done, 4) if done is not None else None,
+                "version": target.version,
+            }
+        )
+    return out
+
+
+async def list_targets(
+    session: AsyncSession, principal: Principal, *, month: str | None
+) -> list[dict[str, Any]]:
+    stmt = select(Target).where(_target_visible(principal)).order_by(Target.month, Target.id)
+    if month is not None:
+        stmt = stmt.where(Target.month == month)
+    return await target_views(session, list((await session.scalars(stmt.limit(500))).all()))
+
+
+async def set_target(session: AsyncSession, principal: Principal, data: Any) -> Target:
+    """Create or replace the target for (subject, month, metric)."""
+    if (data.user_id is None) == (data.department_id is None):
+        raise ValidationFailed(errors=[field_error("user_id", "give a user or a department")])
+    if data.user_id is not None:
+        allowed = await session.scalar(
+            select(User.id).where(
+                User.id == data.user_id, access.owner_in_scope(principal, "customer", User.id)
+            )
+        )
+        if allowed is None:
+            raise ValidationFailed(errors=[field_error("user_id", "no such user in your scope")])
+    else:
+        visible = await session.scalar(
+            select(Department.id).where(Department.id == data.department_id)
+        )
+        if visible is None:
+            raise ValidationFailed(errors=[field_error("department_id", "no such department")])
+    value = int(data.target * 100) if data.metric in MONEY_METRICS else int(data.target)
+    if value <= 0 or (data.metric not in MONEY_METRICS and data.target != int(data.target)):
+        raise ValidationFailed(
+            errors=[field_error("target", "a positive amount, or a whole count")]
+        )
+    target = await session.scalar(
+        select(Target).where(
+            Target.user_id.is_(None) if data.user_id is None else Target.user_id == data.user_id,
+            Target.department_id.is_(None)
+            if data.department_id is None
+            else Target.department_id == data.department_id,
+            Target.month == data.month,
+            Target.metric == data.metric,
+        )
+    )
+    if target is None:
+        target = Target(
+            user_id=data.user_id,
+            department_id=data.department_id,
+            month=data.month,
+            metric=data.metric,
+            target_value=value,
+        )
+        session.add(target)
+    else:
+        target.target_value = value
+        target.updated_at = utcnow()
+    await session.flush()
+    return target
+
+
+async def delete_target(session: AsyncSession, principal: Principal, target_id: int) -> None:
+    target = await session.scalar(
+        select(Target).where(Target.id == target_id, _target_visible(principal))
+    )
+    if target is None:
+        raise NotFound(f"target {target_id} not found")
+    await session.delete(target)
+    await session.flush()

@@ -82,7 +82,7 @@ _DEFAULT_ROLES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     ),
     "manager": (
         "销售经理：可见本部门及下级部门的客户",
-        ["customer.create", "customer.update", "customer.delete"],
+        ["customer.create", "customer.update", "customer.delete", "target.manage"],
         {"customer": DataScope.DEPARTMENT_AND_CHILDREN.value},
     ),
     "sales_rep": (

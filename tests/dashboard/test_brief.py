@@ -174,3 +174,94 @@ async def test_trend_and_ranking(app, client, maker, org):
         headers=auth(app, org.rep_a),
     )
     assert too_long.status_code == 422
+
+
+async def test_targets_with_completion(app, client, maker, org):
+    for day in (3, 4, 5):
+        await make_customer(maker, org.rep_a, f"目标{day}", created_at=at(10, day))
+    await make_customer(maker, org.rep_c, "杭州目标", created_at=at(10, 6))
+    manager = auth(app, org.mgr_east)
+    set_rep = await client.put(
+        "/api/v1/targets",
+        json={"user_id": org.rep_a.id, "month": "2026-10", "metric": "new_customers", "target": 4},
+        headers=manager,
+    )
+    assert set_rep.status_code == 200, set_rep.text
+    assert (set_rep.json()["target"], set_rep.json()["actual"], set_rep.json()["completion"]) == (
+        4,
+        3,
+        0.75,
+    )
+    replaced = await client.put(
+        "/api/v1/targets",
+        json={"user_id": org.rep_a.id, "month": "2026-10", "metric": "new_customers", "target": 3},
+        headers=manager,
+    )
+    assert replaced.json()["id"] == set_rep.json()["id"] and replaced.json()["completion"] == 1.0
+    dept = await client.put(
+        "/api/v1/targets",
+        json={
+            "department_id": org.east.id,
+            "month": "2026-10",
+            "metric": "new_customers",
+            "target": 8,
+        },
+        headers=manager,
+    )
+    assert (dept.json()["actual"], dept.json()["completion"]) == (
+        4,
+        0.5,
+    )  # East and Hangzhou below it
+    money = await client.put(
+        "/api/v1/targets",
+        json={
+            "user_id": org.rep_a.id,
+            "month": "2026-10",
+            "metric": "won_amount",
+            "target": "50000.50",
+        },
+        headers=manager,
+    )
+    assert money.json()["target"] == "50000.50" and money.json()["actual"] == "0.00"
+    listed = (
+        await client.get(
+            "/api/v1/targets", params={"month": "2026-10"}, headers=auth(app, org.rep_a)
+        )
+    ).json()
+    assert {t["metric"] for t in listed} == {
+        "new_customers",
+        "won_amount",
+    }  # rep sees own, not the department's
+    for bad in (
+        {
+            "user_id": org.rep_d.id,
+            "month": "2026-10",
+            "metric": "visits",
+            "target": 1,
+        },  # outside scope
+        {"month": "2026-10", "metric": "visits", "target": 1},
+        {
+            "user_id": org.rep_a.id,
+            "department_id": org.east.id,
+            "month": "2026-10",
+            "metric": "visits",
+            "target": 1,
+        },
+        {"user_id": org.rep_a.id, "month": "2026-13", "metric": "visits", "target": 1},
+        {"user_id": org.rep_a.id, "month": "2026-10", "metric": "visits", "target": "1.5"},
+    ):
+        assert (
+            await client.put("/api/v1/targets", json=bad, headers=manager)
+        ).status_code == 422, bad
+    rep_sets = await client.put(
+        "/api/v1/targets",
+        json={"user_id": org.rep_a.id, "month": "2026-11", "metric": "visits", "target": 1},
+        headers=auth(app, org.rep_a),
+    )
+    assert rep_sets.status_code == 403
+    assert (
+        await client.delete(f"/api/v1/targets/{dept.json()['id']}", headers=auth(app, org.mgr_hz))
+    ).status_code == 404
+    assert (
+        await client.delete(f"/api/v1/targets/{dept.json()['id']}", headers=manager)
+    ).status_code == 204
