@@ -137,7 +137,12 @@ async def test_seed_creates_users_departments_and_roles(seeded):
     assert set(roles) == {"admin", "manager", "sales_rep"}
     assert set(roles["admin"][0]) == set(PERMISSIONS)
     assert roles["admin"][1] == {"customer": "all"}
-    assert set(roles["manager"][0]) == {"customer.create", "customer.update", "customer.delete"}
+    assert set(roles["manager"][0]) == {
+        "customer.create",
+        "customer.update",
+        "customer.delete",
+        "target.manage",
+    }
     assert roles["manager"][1] == {"customer": "department_and_children"}
     assert set(roles["sales_rep"][0]) == {"customer.create", "customer.update"}
     assert roles["sales_rep"][1] == {"customer": "own"}
