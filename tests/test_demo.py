@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import os
 import tempfile
 import uuid
@@ -571,3 +572,42 @@ async def test_demo_logins_see_their_data_scope_through_the_api(app, client, mak
         maker, select(func.count()).select_from(Customer).where(Customer.city == "杭州市")
     )
     assert len(near) == in_hangzhou > 0
+
+
+async def test_deals_have_history_contracts_and_orders_that_agree(seeded):
+    from app.models import Contract, Opportunity, OpportunityHistory, Order, Pipeline
+
+    maker, _ = seeded
+    assert (
+        await _scalar(
+            maker, select(func.count()).select_from(Pipeline).where(Pipeline.is_default.is_(True))
+        )
+        == 1
+    )
+    opportunities = await _rows(
+        maker,
+        select(Opportunity.id, Opportunity.status, Opportunity.stage_id, Opportunity.created_at),
+    )
+    assert {s for _, s, _, _ in opportunities} >= {"open", "won", "lost"}
+    history = await _rows(
+        maker,
+        select(
+            OpportunityHistory.opportunity_id,
+            OpportunityHistory.stage_id,
+            OpportunityHistory.valid_from,
+            OpportunityHistory.valid_to,
+        ).order_by(OpportunityHistory.opportunity_id, OpportunityHistory.valid_from),
+    )
+    chains: dict[int, list[Any]] = {}
+    for row in history:
+        chains.setdefault(row[0], []).append(row)
+    for opp_id, _status, stage_id, created in opportunities:
+        chain = chains[opp_id]
+        assert chain[0][2] == created and chain[-1][3] is None and chain[-1][1] == stage_id
+        assert all(a[3] == b[2] for a, b in itertools.pairwise(chain))  # no gaps, no overlaps
+    statuses = {s for (s,) in await _rows(maker, select(Contract.status))}
+    assert statuses >= {"draft", "pending_approval", "signed", "active", "completed", "void"}
+    signed = await _scalar(
+        maker, select(func.count()).select_from(Contract).where(Contract.signed_at.is_not(None))
+    )
+    assert await _scalar(maker, select(func.count()).select_from(Order)) == signed
