@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from app.deps import CurrentPrincipal, IfMatch, SessionDep
+from app.access import Principal
+from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
 from app.models import Contract
 from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
 from app.schemas.common import Page
@@ -15,6 +16,8 @@ from app.schemas.contract import (
     ContractOut,
     ContractStatus,
     ContractUpdate,
+    NumberSequenceIn,
+    NumberSequenceOut,
     PaymentIn,
     PaymentOut,
     PaymentPlanIn,
@@ -25,6 +28,7 @@ from app.schemas.opportunity import from_cents
 from app.services import contracts as service
 
 router = APIRouter(tags=["contracts"])
+ConfigAdmin = Annotated[Principal, Depends(require("config.manage"))]
 TRANSITION_RESPONSES = problems(403, 404, 409, 412, 428)
 
 
@@ -182,3 +186,17 @@ async def record_payment(
         note=payment.note,
         created_at=payment.created_at,
     )
+
+
+@router.get("/number-sequences/contract", response_model=NumberSequenceOut, responses=problems())
+async def get_contract_numbering(_: CurrentPrincipal, session: SessionDep) -> NumberSequenceOut:
+    """How contracts are numbered, and the next number."""
+    return NumberSequenceOut.model_validate(await service.get_sequence(session))
+
+
+@router.put("/number-sequences/contract", response_model=NumberSequenceOut, responses=problems(403))
+async def set_contract_numbering(
+    body: NumberSequenceIn, _: ConfigAdmin, session: SessionDep
+) -> NumberSequenceOut:
+    """Change the contract number prefix, date part or counter width."""
+    return NumberSequenceOut.model_validate(await service.set_sequence(session, body))

@@ -116,3 +116,20 @@ class ContractOut(OutputModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class NumberSequenceIn(InputModel):
+    prefix: str = Field(max_length=16, pattern=r"^[A-Za-z0-9\-_]*$")
+    date_format: str = Field(
+        pattern=r"^(|%Y|%Y%m|%Y%m%d|%y%m)$",
+        description="strftime pattern of the date part, or empty",
+    )
+    padding: int = Field(ge=1, le=10)
+
+
+class NumberSequenceOut(OutputModel):
+    name: str
+    prefix: str
+    date_format: str
+    padding: int
+    next_number: str = Field(description="What the next document would be numbered.")

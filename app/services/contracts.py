@@ -63,15 +63,7 @@ async def next_number(
 ) -> str:
     """Take the next number of a sequence atomically (one conditional UPDATE ... RETURNING)."""
     now = now or utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(NumberSequence)
-        .values(name=name, **DEFAULT_SEQUENCE, period="", last_value=0)
-        .on_conflict_do_nothing()
-    )
-    sequence = await session.get(NumberSequence, name)
-    assert sequence is not None
+    sequence = await _sequence(session, name)
     period = now.strftime(sequence.date_format) if sequence.date_format else ""
     prefix, padding = sequence.prefix, sequence.padding
     value = (
@@ -89,6 +81,52 @@ async def next_number(
         )
     ).scalar_one()
     return f"{prefix}{period}-{value:0{padding}d}"
+
+
+async def _sequence(session: AsyncSession, name: str) -> NumberSequence:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(NumberSequence)
+        .values(name=name, **DEFAULT_SEQUENCE, period="", last_value=0)
+        .on_conflict_do_nothing()
+    )
+    sequence = await session.get(NumberSequence, name)
+    assert sequence is not None
+    return sequence
+
+
+def preview_number(sequence: NumberSequence, now: dt.datetime) -> str:
+    period = now.strftime(sequence.date_format) if sequence.date_format else ""
+    value = sequence.last_value + 1 if sequence.period == period else 1
+    return f"{sequence.prefix}{period}-{value:0{sequence.padding}d}"
+
+
+async def get_sequence(session: AsyncSession, name: str = "contract") -> dict[str, Any]:
+    sequence = await _sequence(session, name)
+    return {
+        "name": sequence.name,
+        "prefix": sequence.prefix,
+        "date_format": sequence.date_format,
+        "padding": sequence.padding,
+        "next_number": preview_number(sequence, utcnow()),
+    }
+
+
+async def set_sequence(session: AsyncSession, data: Any, name: str = "contract") -> dict[str, Any]:
+    """Change the numbering; a changed date format restarts the counter, numbers stay unique
+    because the contract number column is unique (a clash answers 409 when it happens)."""
+    sequence = await _sequence(session, name)
+    if (data.prefix, data.date_format) != (sequence.prefix, sequence.date_format):
+        sequence.period = ""
+        sequence.last_value = 0
+    sequence.prefix, sequence.date_format, sequence.padding = (
+        data.prefix,
+        data.date_format,
+        data.padding,
+    )
+    await session.flush()
+    return await get_sequence(session, name)
 
 
 async def _lines(session: AsyncSession, lines: Sequence[Any]) -> list[tuple[int, int, int, int]]:

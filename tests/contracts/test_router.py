@@ -345,3 +345,31 @@ async def test_approvals_wait_in_the_managers_today(app, client, maker, org):
     assert (await client.get("/api/v1/today", headers=auth(app, org.mgr_hz))).json()[
         "approvals"
     ] == []
+
+
+async def test_numbering_is_configurable(app, client, maker, org):
+    admin = auth(app, org.admin)
+    current = (
+        await client.get("/api/v1/number-sequences/contract", headers=auth(app, org.rep_a))
+    ).json()
+    period = dt.datetime.now(dt.UTC).strftime("%Y%m")
+    assert current["next_number"] == f"HT{period}-0001"
+    body = {"prefix": "KH", "date_format": "%Y", "padding": 3}
+    assert (
+        await client.put(
+            "/api/v1/number-sequences/contract", json=body, headers=auth(app, org.rep_a)
+        )
+    ).status_code == 403
+    assert (
+        await client.put(
+            "/api/v1/number-sequences/contract", json={**body, "date_format": "%H"}, headers=admin
+        )
+    ).status_code == 422
+    changed = (
+        await client.put("/api/v1/number-sequences/contract", json=body, headers=admin)
+    ).json()
+    year = dt.datetime.now(dt.UTC).strftime("%Y")
+    assert changed["next_number"] == f"KH{year}-001"
+    customer = await make_customer(maker, org.rep_a, "新编号")
+    contract, _ = await draft(app, client, org.rep_a, customer)
+    assert contract["number"] == f"KH{year}-001"
