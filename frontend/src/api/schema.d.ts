@@ -990,6 +990,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/number-sequences/contract": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Contract Numbering
+         * @description How contracts are numbered, and the next number.
+         */
+        get: operations["get_contract_numbering"];
+        /**
+         * Set Contract Numbering
+         * @description Change the contract number prefix, date part or counter width.
+         */
+        put: operations["set_contract_numbering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/opportunities": {
         parameters: {
             query?: never;
@@ -2754,6 +2778,34 @@ export interface components {
             } | null;
             /** Timezone */
             timezone: string;
+        };
+        /** NumberSequenceIn */
+        NumberSequenceIn: {
+            /**
+             * Date Format
+             * @description strftime pattern of the date part, or empty
+             */
+            date_format: string;
+            /** Padding */
+            padding: number;
+            /** Prefix */
+            prefix: string;
+        };
+        /** NumberSequenceOut */
+        NumberSequenceOut: {
+            /** Date Format */
+            date_format: string;
+            /** Name */
+            name: string;
+            /**
+             * Next Number
+             * @description What the next document would be numbered.
+             */
+            next_number: string;
+            /** Padding */
+            padding: number;
+            /** Prefix */
+            prefix: string;
         };
         /** OpportunityCreate */
         OpportunityCreate: {
@@ -7363,6 +7415,95 @@ export interface operations {
             };
             /** @description Not found, or outside your data scope */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_contract_numbering: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NumberSequenceOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_contract_numbering: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NumberSequenceIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NumberSequenceOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
