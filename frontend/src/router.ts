@@ -47,6 +47,27 @@ export const router = createRouter({
       component: () => import('@/views/VisitPlanView.vue'),
       props: (route) => ({ id: Number(route.params.id) }),
     },
+    {
+      path: '/customers/:id(\\d+)/opportunities/new',
+      name: 'opportunity-new',
+      component: () => import('@/views/OpportunityFormView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/opportunities', name: 'opportunities', component: () => import('@/views/OpportunityListView.vue') },
+    {
+      path: '/opportunities/:id(\\d+)',
+      name: 'opportunity',
+      component: () => import('@/views/OpportunityDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/contracts', name: 'contracts', component: () => import('@/views/ContractListView.vue') },
+    {
+      path: '/contracts/:id(\\d+)',
+      name: 'contract',
+      component: () => import('@/views/ContractDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/funnel', name: 'funnel', component: () => import('@/views/FunnelView.vue') },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

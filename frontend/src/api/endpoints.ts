@@ -13,6 +13,10 @@ import type {
   DuplicateMatch,
   FollowUpCreate,
   NotificationSettingsUpdate,
+  OpportunityCreate,
+  PaymentIn,
+  PaymentPlanIn,
+  ContractAction,
   TokenOut,
   VisitComplete,
   VisitCreate,
@@ -193,6 +197,99 @@ export async function deletePushSubscription(endpoint: string): Promise<void> {
 // ----- today (D5) -----
 
 export const fetchToday = () => body(api.GET('/today'))
+
+// ----- opportunities & funnel (E1, E2) -----
+
+export const listPipelines = () => body(api.GET('/pipelines'))
+
+export type OpportunityListQuery = NonNullable<ApiPaths['/opportunities']['get']['parameters']['query']>
+
+export const listOpportunities = (query: OpportunityListQuery) => body(api.GET('/opportunities', { params: { query } }))
+
+export const getOpportunity = (id: number) =>
+  unwrap(api.GET('/opportunities/{opportunity_id}', { params: { path: { opportunity_id: id } } }))
+
+export const createOpportunity = (payload: OpportunityCreate) => body(api.POST('/opportunities', { body: payload }))
+
+export const moveOpportunity = (id: number, stageId: number, etag: string) =>
+  unwrap(
+    api.POST('/opportunities/{opportunity_id}/stage', {
+      params: { path: { opportunity_id: id } },
+      headers: { 'If-Match': etag },
+      body: { stage_id: stageId },
+    }),
+  )
+
+export const winOpportunity = (id: number, amount: string | null, note: string | null, etag: string) =>
+  unwrap(
+    api.POST('/opportunities/{opportunity_id}/win', {
+      params: { path: { opportunity_id: id } },
+      headers: { 'If-Match': etag },
+      body: { ...(amount ? { amount } : {}), ...(note ? { note } : {}) },
+    }),
+  )
+
+export const loseOpportunity = (id: number, reasonId: number, note: string | null, etag: string) =>
+  unwrap(
+    api.POST('/opportunities/{opportunity_id}/lose', {
+      params: { path: { opportunity_id: id } },
+      headers: { 'If-Match': etag },
+      body: { lost_reason_id: reasonId, ...(note ? { note } : {}) },
+    }),
+  )
+
+export const opportunityHistory = (id: number) =>
+  body(api.GET('/opportunities/{opportunity_id}/history', { params: { path: { opportunity_id: id } } }))
+
+export const listLostReasons = () => body(api.GET('/lost-reasons'))
+
+export const fetchFunnel = (query: NonNullable<ApiPaths['/funnel']['get']['parameters']['query']>) =>
+  body(api.GET('/funnel', { params: { query } }))
+
+export const fetchForecast = (from: string, to: string, pipelineId?: number) =>
+  body(api.GET('/forecast', { params: { query: { from, to, ...(pipelineId ? { pipeline_id: pipelineId } : {}) } } }))
+
+// ----- contracts (E3) -----
+
+export type ContractListQuery = NonNullable<ApiPaths['/contracts']['get']['parameters']['query']>
+
+export const listContracts = (query: ContractListQuery) => body(api.GET('/contracts', { params: { query } }))
+
+export const getContract = (id: number) =>
+  unwrap(api.GET('/contracts/{contract_id}', { params: { path: { contract_id: id } } }))
+
+/** submit / approve / reject / sign / activate / complete / terminate / void, with an optional comment. */
+export function contractTransition(id: number, action: ContractAction, comment: string | null, etag: string) {
+  const init = {
+    params: { path: { contract_id: id } },
+    headers: { 'If-Match': etag },
+    body: comment ? { comment } : {},
+  }
+  switch (action) {
+    case 'submit':
+      return unwrap(api.POST('/contracts/{contract_id}/submit', init))
+    case 'approve':
+      return unwrap(api.POST('/contracts/{contract_id}/approve', init))
+    case 'reject':
+      return unwrap(api.POST('/contracts/{contract_id}/reject', init))
+    case 'sign':
+      return unwrap(api.POST('/contracts/{contract_id}/sign', init))
+    case 'activate':
+      return unwrap(api.POST('/contracts/{contract_id}/activate', init))
+    case 'complete':
+      return unwrap(api.POST('/contracts/{contract_id}/complete', init))
+    case 'terminate':
+      return unwrap(api.POST('/contracts/{contract_id}/terminate', init))
+    case 'void':
+      return unwrap(api.POST('/contracts/{contract_id}/void', init))
+  }
+}
+
+export const addPaymentPlan = (id: number, payload: PaymentPlanIn) =>
+  body(api.POST('/contracts/{contract_id}/payment-plans', { params: { path: { contract_id: id } }, body: payload }))
+
+export const recordPayment = (id: number, payload: PaymentIn) =>
+  body(api.POST('/contracts/{contract_id}/payments', { params: { path: { contract_id: id } }, body: payload }))
 
 /** The matches carried by a 409 `duplicate-customer` problem, or null for any other error. */
 export function duplicatesOf(err: unknown): DuplicateMatch[] | null {

@@ -95,3 +95,17 @@ export function daysFromToday(value: string | null | undefined, now: Date = new 
   const day = new Date(d.getFullYear(), d.getMonth(), d.getDate())
   return Math.round((day.getTime() - startOfToday(now).getTime()) / 86_400_000)
 }
+
+/** A money decimal string ("1234.50") shown with grouping and two decimals ("1,234.50"). */
+export function formatMoney(value: string | number | null | undefined): string {
+  if (value === null || value === undefined || value === '') return '—'
+  const n = typeof value === 'number' ? value : Number(value)
+  if (Number.isNaN(n)) return String(value)
+  return new Intl.NumberFormat(currentLocale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(n)
+}
+
+/** 0.4567 → "45.7%"; null → "—". */
+export function formatPercent(ratio: number | null | undefined): string {
+  if (ratio === null || ratio === undefined) return '—'
+  return new Intl.NumberFormat(currentLocale(), { style: 'percent', maximumFractionDigits: 1 }).format(ratio)
+}

@@ -15,7 +15,12 @@ const CONTACT_FIELD_KEYS: Record<string, string> = {
 }
 
 /** Where an entity's field labels live (the API's timeline says `follow_up`, the forms `followUp`). */
-const ENTITY_LABELS: Record<string, string> = { followUp: 'followUp', follow_up: 'followUp', visit: 'visit' }
+const ENTITY_LABELS: Record<string, string> = {
+  followUp: 'followUp',
+  follow_up: 'followUp',
+  visit: 'visit',
+  opportunity: 'opportunity',
+}
 
 export function fieldLabel(field: string, entity: string = 'customer'): string {
   const { t, te } = i18n.global
