@@ -68,6 +68,7 @@ export const router = createRouter({
       props: (route) => ({ id: Number(route.params.id) }),
     },
     { path: '/funnel', name: 'funnel', component: () => import('@/views/FunnelView.vue') },
+    { path: '/dashboard', name: 'dashboard', component: () => import('@/views/DashboardView.vue') },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

@@ -249,6 +249,21 @@ export const fetchFunnel = (query: NonNullable<ApiPaths['/funnel']['get']['param
 export const fetchForecast = (from: string, to: string, pipelineId?: number) =>
   body(api.GET('/forecast', { params: { query: { from, to, ...(pipelineId ? { pipeline_id: pipelineId } : {}) } } }))
 
+// ----- dashboard & targets (F1) -----
+
+export type DashboardPeriod = 'day' | 'week' | 'month' | 'quarter'
+
+export const fetchBrief = (period: DashboardPeriod, date?: string) =>
+  body(api.GET('/dashboard/brief', { params: { query: { period, ...(date ? { date } : {}) } } }))
+
+export const fetchTrend = (metric: string, granularity: 'day' | 'week' | 'month', from: string, to: string) =>
+  body(api.GET('/dashboard/trend', { params: { query: { metric, granularity, from, to } } }))
+
+export const fetchRanking = (metric: string, period: DashboardPeriod, date?: string) =>
+  body(api.GET('/dashboard/ranking', { params: { query: { metric, period, ...(date ? { date } : {}) } } }))
+
+export const listTargets = (month: string) => body(api.GET('/targets', { params: { query: { month } } }))
+
 // ----- contracts (E3) -----
 
 export type ContractListQuery = NonNullable<ApiPaths['/contracts']['get']['parameters']['query']>
