@@ -129,28 +129,6 @@ async def set_sequence(session: AsyncSession, data: Any, name: str = "contract")
     return await get_sequence(session, name)
 
 
-async def _lines(session: AsyncSession, lines: Sequence[Any]) -> list[tuple[int, int, int, int]]:
-    """(product id, quantity, unit price, unit cost) in cents, with product defaults."""
-    ids = {line.product_id for line in lines}
-    products = {
-        p.id: p for p in (await session.scalars(select(Product).where(Product.id.in_(ids)))).all()
-    }
-    missing = sorted(ids - set(products))
-    if missing:
-        raise ValidationFailed(errors=[field_error("lines", f"no such products: {missing}")])
-    return [
-        (
-            line.product_id,
-            line.quantity,
-            to_cents(line.unit_price)
-            if line.unit_price is not None
-            else products[line.product_id].unit_price_cents,
-            products[line.product_id].unit_cost_cents,
-        )
-        for line in lines
-    ]
-
-
 def _log(
     session: AsyncSession,
     principal: Principal,
@@ -190,7 +168,7 @@ async def create_contract(
             raise ValidationFailed(
                 errors=[field_error("opportunity_id", "not an opportunity of this customer")]
             )
-    lines = await _lines(session, data.lines)
+    lines = await opportunities.resolve_lines(session, data.lines)
     amount = (
         to_cents(data.amount) if data.amount is not None else sum(q * p for _, q, p, _c in lines)
     )
@@ -255,7 +233,7 @@ async def update_contract(
         "end_date": audit.jsonable(contract.end_date),
     }
     if "lines" in changes:
-        lines = await _lines(session, data.lines or [])
+        lines = await opportunities.resolve_lines(session, data.lines or [])
         await session.execute(delete(ContractLine).where(ContractLine.contract_id == contract.id))
         session.add_all(
             ContractLine(

@@ -327,8 +327,11 @@ async def _pipeline_for(session: AsyncSession, pipeline_id: int | None) -> Pipel
     return found
 
 
-async def _lines(session: AsyncSession, lines: Sequence[LineIn]) -> list[tuple[int, int, int]]:
-    """(product id, quantity, unit price in cents) for each line, prices defaulted."""
+async def resolve_lines(
+    session: AsyncSession, lines: Sequence[LineIn]
+) -> list[tuple[int, int, int, int]]:
+    """(product id, quantity, unit price, unit cost) in cents for each line; the price defaults
+    to the product's. Shared by opportunities and contracts."""
     ids = {line.product_id for line in lines}
     products = {
         p.id: p for p in (await session.scalars(select(Product).where(Product.id.in_(ids)))).all()
@@ -343,6 +346,7 @@ async def _lines(session: AsyncSession, lines: Sequence[LineIn]) -> list[tuple[i
             to_cents(line.unit_price)
             if line.unit_price is not None
             else products[line.product_id].unit_price_cents,
+            products[line.product_id].unit_cost_cents,
         )
         for line in lines
     ]
@@ -419,8 +423,10 @@ async def create_opportunity(
                 errors=[field_error("stage_id", "not an open stage of this pipeline")]
             )
         stage = chosen[0]
-    lines = await _lines(session, data.lines)
-    amount = to_cents(data.amount) if data.amount is not None else sum(q * p for _, q, p in lines)
+    lines = await resolve_lines(session, data.lines)
+    amount = (
+        to_cents(data.amount) if data.amount is not None else sum(q * p for _, q, p, _c in lines)
+    )
     opp = Opportunity(
         customer_id=customer.id,
         pipeline_id=pipeline.id,
@@ -436,7 +442,7 @@ async def create_opportunity(
     await session.flush()
     session.add_all(
         OpportunityLine(opportunity_id=opp.id, product_id=pid, quantity=q, unit_price_cents=p)
-        for pid, q, p in lines
+        for pid, q, p, _c in lines
     )
     await _record_history(session, opp, now)
     _log(
@@ -505,16 +511,16 @@ async def update_opportunity(
     before = _snapshot(opp)
     changes = data.model_dump(exclude_unset=True)
     if "lines" in changes:
-        lines = await _lines(session, data.lines or [])
+        lines = await resolve_lines(session, data.lines or [])
         await session.execute(
             delete(OpportunityLine).where(OpportunityLine.opportunity_id == opp.id)
         )
         session.add_all(
             OpportunityLine(opportunity_id=opp.id, product_id=pid, quantity=q, unit_price_cents=p)
-            for pid, q, p in lines
+            for pid, q, p, _c in lines
         )
         if "amount" not in changes:
-            opp.amount_cents = sum(q * p for _, q, p in lines)
+            opp.amount_cents = sum(q * p for _, q, p, _c in lines)
     if "amount" in changes:
         opp.amount_cents = to_cents(changes["amount"])
     if "title" in changes:
