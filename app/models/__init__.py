@@ -48,9 +48,11 @@ from app.models.org import (
     User,
     user_roles,
 )
+from app.models.pool import ClaimCounter, OwnershipEvent, Pool, PoolMember, PoolRule
 
 __all__ = [
     "AuditEvent",
+    "ClaimCounter",
     "Contact",
     "Contract",
     "ContractLine",
@@ -72,10 +74,14 @@ __all__ = [
     "OpportunityLine",
     "Order",
     "OrderLine",
+    "OwnershipEvent",
     "Payment",
     "PaymentPlan",
     "Pipeline",
     "PipelineStage",
+    "Pool",
+    "PoolMember",
+    "PoolRule",
     "Product",
     "PushDelivery",
     "PushSubscription",

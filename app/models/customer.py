@@ -40,6 +40,14 @@ class Customer(TimestampMixin, VersionedMixin, Base):
         CheckConstraint("deal_status IN ('none', 'signed')", name="deal_status"),
         CheckConstraint("gender IS NULL OR gender IN ('male', 'female')", name="gender"),
         Index("ix_customers_owner_live", "owner_id", "deleted_at"),
+        CheckConstraint(
+            "recycle_kind IS NULL OR recycle_kind IN ('deleted', 'frozen', 'abandoned', 'merged')",
+            name="recycle_kind",
+        ),
+        CheckConstraint("pool_id IS NULL OR owner_id IS NULL", name="pool_or_owner"),
+        # The pool browser: a pool's customers, newest arrivals first.
+        Index("ix_customers_pool", "pool_id", "pooled_at", "id"),
+        Index("ix_customers_deleted", "deleted_at", "id"),
         Index("ix_customers_location", "lat", "lng"),
         Index("ix_customers_created", "created_at", "id"),
         # Keyset pages sorted by follow-up time (NULLS LAST both ways, see services.pagination).
@@ -95,6 +103,24 @@ class Customer(TimestampMixin, VersionedMixin, Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Why it is in the recycle bin: deleted, frozen, abandoned or merged (into merged_into_id).
+    recycle_kind: Mapped[str | None] = mapped_column(String(16))
+    recycle_reason: Mapped[str | None] = mapped_column(String(500))
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL")
+    )
+    # Pool (公海): set only while the customer has no owner (SPEC C1).
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="RESTRICT"))
+    pooled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    pool_reason: Mapped[str | None] = mapped_column(String(300))
+    previous_owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # A locked customer is never reclaimed (B7).
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    locked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The reclaim moment the owner was last warned about (one warning per warning period).
+    reclaim_warned_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id], lazy="raise")
 

@@ -55,6 +55,9 @@ class Role(TimestampMixin, VersionedMixin, Base):
     # Data scope per entity, e.g. {"customer": "department_and_children"}.
     scopes: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Caps on customers a holder of this role may own / lock (B7); NULL: no cap from this role.
+    max_owned_customers: Mapped[int | None] = mapped_column(Integer)
+    max_locked_customers: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(TimestampMixin, VersionedMixin, Base):
@@ -72,6 +75,9 @@ class User(TimestampMixin, VersionedMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # Per-user caps overriding those of the roles (B7); NULL: take the roles' caps.
+    max_owned_customers: Mapped[int | None] = mapped_column(Integer)
+    max_locked_customers: Mapped[int | None] = mapped_column(Integer)
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise")
 
