@@ -4,7 +4,11 @@ A role grants actions (``PERMISSIONS``) and a data scope per entity (``DataScope
 effective scope for an entity is the widest among their roles. Access to a customer is:
 
     readable = owner inside the caller's scope  OR  caller is an unexpired team member
+               OR  the customer sits in a pool the caller belongs to (SPEC C1)
     writable = (owner inside the scope AND the role may update) OR an unexpired read-write member
+
+While a customer sits in a pool, the pool's hidden fields (e.g. phones) are withheld from everyone
+but the pool's admins (``hidden_fields``, ``revealing``), whatever the client asks for (SPEC C5).
 
 Child records (contacts, and later follow-ups, opportunities ...) are readable/writable exactly
 when their customer is. Every list, detail, write, export and analytics query takes its filter
@@ -34,6 +38,8 @@ from app.models import (
     FollowUp,
     Notification,
     Opportunity,
+    Pool,
+    PoolMember,
     PushSubscription,
     Role,
     User,
@@ -66,6 +72,7 @@ PERMISSIONS: Mapping[str, str] = {
     "customer.delete": "Delete (soft) customers within the data scope",
     "contract.approve": "Approve or reject contracts within the data scope",
     "target.manage": "Set monthly targets for users and departments within the data scope",
+    "pool.manage": "Create and configure customer pools (rules, members, hidden fields)",
     "config.manage": "Manage custom fields, tag groups and tags",
     "org.manage": "Manage users, departments and roles",
 }
@@ -89,6 +96,11 @@ class Principal:
     # more than TEAM_IDS_INLINE_LIMIT: the filters then fall back to a sub-select.
     team_read_ids: frozenset[int] | None = frozenset()
     team_write_ids: frozenset[int] | None = frozenset()
+    # Pools the caller belongs to (as member or admin, directly or through a department) and
+    # administers; the hidden fields of every pool that hides any.
+    pool_ids: frozenset[int] = frozenset()
+    pool_admin_ids: frozenset[int] = frozenset()
+    pool_hidden: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -150,6 +162,7 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
     if len(memberships) > TEAM_IDS_INLINE_LIMIT:
         team_read = team_write = None
     permissions = frozenset(p for role in roles for p in (role.permissions or []))
+    pool_ids, pool_admin_ids, pool_hidden = await _pool_access(session, user_id, path)
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -162,7 +175,60 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
         role_ids=tuple(r.id for r in roles),
         team_read_ids=team_read,
         team_write_ids=team_write,
+        pool_ids=pool_ids,
+        pool_admin_ids=pool_admin_ids,
+        pool_hidden=pool_hidden,
     )
+
+
+async def _pool_access(
+    session: AsyncSession, user_id: int, department_path: str | None
+) -> tuple[frozenset[int], frozenset[int], dict[int, frozenset[str]]]:
+    """The pools a user belongs to and administers, and what each pool hides (one query)."""
+    rows = (
+        await session.execute(
+            select(
+                Pool.id, Pool.hidden_fields, PoolMember.role, PoolMember.user_id, Department.path
+            )
+            .outerjoin(PoolMember, PoolMember.pool_id == Pool.id)
+            .outerjoin(Department, Department.id == PoolMember.department_id)
+        )
+    ).all()
+    member: set[int] = set()
+    admin: set[int] = set()
+    hidden: dict[int, frozenset[str]] = {}
+    for pool_id, hidden_fields, role, member_user, member_path in rows:
+        if hidden_fields:
+            hidden[pool_id] = frozenset(hidden_fields)
+        if member_user == user_id:
+            member.add(pool_id)
+            if role == "admin":
+                admin.add(pool_id)
+        elif (
+            member_path is not None and department_path and department_path.startswith(member_path)
+        ):
+            member.add(pool_id)
+    return frozenset(member), frozenset(admin), hidden
+
+
+def hidden_fields(principal: Principal, pool_id: int | None) -> frozenset[str]:
+    """Fields of a customer in ``pool_id`` the principal must not see (empty outside pools)."""
+    if pool_id is None or pool_id in principal.pool_admin_ids:
+        return frozenset()
+    return principal.pool_hidden.get(pool_id, frozenset())
+
+
+def revealing(principal: Principal, *fields: str) -> ColumnElement[bool]:
+    """WHERE clause: customers none of whose ``fields`` are hidden from the principal (search
+    on phones or contact names must not find a pool customer by what it hides)."""
+    hiding = sorted(
+        pool_id
+        for pool_id, hidden in principal.pool_hidden.items()
+        if pool_id not in principal.pool_admin_ids and hidden.intersection(fields)
+    )
+    if not hiding:
+        return true()
+    return or_(Customer.pool_id.is_(None), Customer.pool_id.not_in(hiding))
 
 
 def _users_in_subtrees(paths: Sequence[str]) -> Any:
@@ -215,9 +281,28 @@ def _team_member(principal: Principal, *, write: bool, now: dt.datetime) -> Colu
     return Customer.id.in_(members)
 
 
-def _customer_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+def _customer_readable(
+    principal: Principal, now: dt.datetime, *, pools: bool = True
+) -> ColumnElement[bool]:
     in_scope = owner_in_scope(principal, "customer", Customer.owner_id)
-    return or_(in_scope, _team_member(principal, write=False, now=now))
+    conditions = [in_scope, _team_member(principal, write=False, now=now)]
+    if pools and principal.pool_ids:
+        # pool_id is set only while the customer has no owner (a check constraint).
+        conditions.append(Customer.pool_id.in_(sorted(principal.pool_ids)))
+    return or_(*conditions)
+
+
+def _contact_readable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    """Contacts of readable customers, unless their pool hides its customers' contacts."""
+    return (
+        exists()
+        .where(
+            Customer.id == Contact.customer_id,
+            _customer_readable(principal, now),
+            revealing(principal, "contacts"),
+        )
+        .correlate_except(Customer)
+    )
 
 
 def _customer_writable(principal: Principal, now: dt.datetime) -> ColumnElement[bool]:
@@ -294,7 +379,7 @@ def _own(
 
 _READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bool]]] = {
     Customer: _customer_readable,
-    Contact: _via_customer(Contact.customer_id, _customer_readable),
+    Contact: _contact_readable,
     FollowUp: _via_customer(FollowUp.customer_id, _customer_readable),
     Visit: _visit_readable,
     Opportunity: _opportunity_readable,
@@ -321,6 +406,13 @@ def readable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
         return _READ_RULES[model](principal, utcnow())
     except KeyError:
         raise LookupError(f"no data-scope rule for {model.__name__}") from None
+
+
+def readable_outside_pools(principal: Principal) -> ColumnElement[bool]:
+    """WHERE clause: customers the principal may read, for queries that exclude pool customers
+    anyway (the customer list) — the same rule without the pool branch, so the planner keeps
+    its index-friendly ``owner_id = ? OR id IN (...)`` shape."""
+    return _customer_readable(principal, utcnow(), pools=False)
 
 
 def writable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:

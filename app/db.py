@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Index, MetaData, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -94,3 +96,10 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
     """A session in its own transaction: committed on success, rolled back on error."""
     async with maker() as session, session.begin():
         yield session
+
+
+def dialect_insert(session: AsyncSession, model: Any) -> Any:
+    """``INSERT`` of the session's dialect, which has ``on_conflict_do_update/nothing``
+    (SQLite and PostgreSQL spell upserts alike; the generic ``insert`` has neither)."""
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)

@@ -24,6 +24,7 @@ ALL_PERMISSIONS = [
     "customer.delete",
     "contract.approve",
     "target.manage",
+    "pool.manage",
     "config.manage",
     "org.manage",
 ]
@@ -118,6 +119,7 @@ async def make_customer(
 ) -> Customer:
     name = name or f"测试客户{next(_seq)}号有限公司"
     phones = phones if phones is not None else [f"139{next(_seq):08d}"]
+    fields.setdefault("owner_assigned_at", utcnow())
     async with maker() as session, session.begin():
         customer = Customer(
             name=name,
@@ -125,7 +127,6 @@ async def make_customer(
             phones=phones,
             email_normalized=normalize_email(fields.get("email")),
             owner_id=owner.id if owner else None,
-            owner_assigned_at=utcnow(),
             **fields,
         )
         session.add(customer)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
 from app.errors import ValidationFailed, field_error
 from app.routers.common import ETAG_HEADER, problems, set_etag
@@ -29,6 +30,16 @@ from app.services import customers as service
 from app.services.customers import SORT_CHOICES, CustomerQuery
 
 router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+async def customer_out(
+    session: SessionDep, principal: Principal, customer_id: int, response: Response
+) -> CustomerOut:
+    """The customer as the caller may see it, with its ETag (for actions that answer with it)."""
+    view = await service.get_customer(session, principal, customer_id)
+    set_etag(response, view.customer.version)
+    return CustomerOut.model_validate(view.as_dict())
+
 
 SortKey = Literal[
     "created_at",

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.schemas.common import InputModel, OutputModel, UserRef
+from app.schemas.pool import ReclaimWarning
 
 FollowUpType = Literal["call", "visit", "message", "email", "meeting", "other", "return_visit"]
 VisitStatus = Literal["planned", "completed", "cancelled"]
@@ -208,7 +209,10 @@ class TodayOut(OutputModel):
         description="Customers whose next follow-up time has passed before today."
     )
     relationship: list[RelationshipItem]
-    reclaim_warnings: list[dict[str, object]] = Field(default_factory=list)
+    reclaim_warnings: list[ReclaimWarning] = Field(
+        default_factory=list,
+        description="Your customers that go to a pool soon unless you follow up, soonest first.",
+    )
     expiring_contracts: list[ExpiringContract]
     overdue_payments: list[OverduePayment]
     approvals: list[ApprovalItem] = Field(description="Contracts waiting for your approval.")

@@ -167,6 +167,20 @@ class CustomerOut(OutputModel):
         default=None,
         description="Distance from the `near` point, when the list was asked with one.",
     )
+    pool_id: int | None = Field(
+        default=None, description="The pool the customer sits in (then it has no owner)."
+    )
+    pooled_at: dt.datetime | None = None
+    pool_reason: str | None = Field(
+        default=None, description='Why it went to the pool, e.g. "no follow-up for 30 days".'
+    )
+    locked_at: dt.datetime | None = Field(
+        default=None, description="Set while the customer is locked (never reclaimed)."
+    )
+    hidden_fields: list[str] = Field(
+        default_factory=list,
+        description="Fields withheld from you by the customer's pool (their values are empty).",
+    )
 
 
 class DuplicateMatch(OutputModel):

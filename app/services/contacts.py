@@ -26,16 +26,38 @@ async def _index_phones(session: AsyncSession, contact: Contact) -> None:
     )
 
 
+def _withhold(
+    session: AsyncSession, principal: Principal, pool_id: int | None, contacts: list[Contact]
+) -> list[Contact]:
+    """Blank the phones/e-mails a customer's pool hides from the caller (C5). The rows are
+    detached first, so the blanks can never be written back."""
+    hidden = access.hidden_fields(principal, pool_id) & {"phones", "email"}
+    if not hidden:
+        return contacts
+    for contact in contacts:
+        session.expunge(contact)
+        if "phones" in hidden:
+            contact.phones = []
+        if "email" in hidden:
+            contact.email = None
+    return contacts
+
+
 async def list_contacts(
     session: AsyncSession, principal: Principal, customer_id: int
 ) -> list[Contact]:
-    await access.get_readable(session, principal, Customer, customer_id)
+    """The customer's contacts (none while its pool hides contacts from the caller)."""
+    customer = await access.get_readable(session, principal, Customer, customer_id)
     rows = await session.scalars(
         select(Contact)
-        .where(Contact.customer_id == customer_id, Contact.deleted_at.is_(None))
+        .where(
+            Contact.customer_id == customer_id,
+            Contact.deleted_at.is_(None),
+            access.readable(principal, Contact),
+        )
         .order_by(Contact.is_primary.desc(), Contact.id)
     )
-    return list(rows.all())
+    return _withhold(session, principal, customer.pool_id, list(rows.all()))
 
 
 async def create_contact(
@@ -60,7 +82,11 @@ async def create_contact(
 
 
 async def get_contact(session: AsyncSession, principal: Principal, contact_id: int) -> Contact:
-    return await access.get_readable(session, principal, Contact, contact_id)
+    contact = await access.get_readable(session, principal, Contact, contact_id)
+    pool_id = await session.scalar(
+        select(Customer.pool_id).where(Customer.id == contact.customer_id)
+    )
+    return _withhold(session, principal, pool_id, [contact])[0]
 
 
 async def update_contact(

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import access
 from app.access import Principal
+from app.db import dialect_insert
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import (
     Contract,
@@ -84,10 +83,8 @@ async def next_number(
 
 
 async def _sequence(session: AsyncSession, name: str) -> NumberSequence:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert(NumberSequence)
+        dialect_insert(session, NumberSequence)
         .values(name=name, **DEFAULT_SEQUENCE, period="", last_value=0)
         .on_conflict_do_nothing()
     )

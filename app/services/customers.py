@@ -46,8 +46,9 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
-from app.services import audit, config, notifications
+from app.services import audit, config, notifications, ownership
 from app.services.normalize import (
+    escape_like,
     mask_email,
     mask_name,
     mask_phone,
@@ -84,8 +85,30 @@ AUDITED_FIELDS = (
 )
 # Response fields read straight from the row (the rest are computed in CustomerView).
 _ROW_FIELDS = tuple(
-    f for f in CustomerOut.model_fields if f not in ("owner", "tags", "distance_km")
+    f
+    for f in CustomerOut.model_fields
+    if f not in ("owner", "tags", "distance_km", "hidden_fields")
 )
+# What each hideable pool field blanks in a customer response (SPEC C5).
+HIDDEN_VALUES: dict[str, dict[str, Any]] = {
+    "phones": {"phones": []},
+    "email": {"email": None},
+    "address": {"address": None},
+    "location": {"lat": None, "lng": None, "distance_km": None},
+    "notes": {"notes": None},
+    "birth_date": {"birth_date": None},
+    "contacts": {},
+}
+# Audit-trail fields withheld from timeline entries for each hidden field.
+HIDDEN_AUDIT_KEYS: dict[str, tuple[str, ...]] = {
+    "phones": ("phones",),
+    "email": ("email",),
+    "address": ("address",),
+    "location": ("lat", "lng"),
+    "notes": ("notes",),
+    "birth_date": ("birth_date",),
+    "contacts": (),
+}
 NAME_SIMILARITY_THRESHOLD = 0.8
 MAX_DUPLICATE_MATCHES = 10
 NAME_CANDIDATES = 500
@@ -102,6 +125,8 @@ class CustomerView:
     owner_name: str | None
     tags: list[dict[str, Any]] = field(default_factory=list)
     distance_km: float | None = None
+    # Fields the customer's pool withholds from the caller (blanked in as_dict).
+    hidden: frozenset[str] = frozenset()
 
     def as_dict(self) -> dict[str, Any]:
         c = self.customer
@@ -111,6 +136,9 @@ class CustomerView:
         )
         data["tags"] = self.tags
         data["distance_km"] = self.distance_km
+        for name in self.hidden:
+            data.update(HIDDEN_VALUES[name])
+        data["hidden_fields"] = sorted(self.hidden)
         return data
 
 
@@ -155,12 +183,19 @@ async def active_tags(
 
 async def _views(
     session: AsyncSession,
+    principal: Principal | None,
     rows: Sequence[tuple[Customer, str | None]],
     distances: Mapping[int, float] | None = None,
 ) -> list[CustomerView]:
     tags = await active_tags(session, [c.id for c, _ in rows])
     return [
-        CustomerView(c, owner_name, tags[c.id], (distances or {}).get(c.id))
+        CustomerView(
+            c,
+            owner_name,
+            tags[c.id],
+            (distances or {}).get(c.id),
+            access.hidden_fields(principal, c.pool_id) if principal else frozenset(),
+        )
         for c, owner_name in rows
     ]
 
@@ -169,16 +204,20 @@ async def get_customer(
     session: AsyncSession, principal: Principal, customer_id: int
 ) -> CustomerView:
     customer = await access.get_readable(session, principal, Customer, customer_id)
-    return await view_of(session, customer)
+    return await view_of(session, customer, principal)
 
 
-async def view_of(session: AsyncSession, customer: Customer) -> CustomerView:
+async def view_of(
+    session: AsyncSession, customer: Customer, principal: Principal | None = None
+) -> CustomerView:
+    """The response view of a customer; with ``principal``, the pool's hidden fields are
+    withheld (callers that just created or changed an owned customer need not pass one)."""
     owner_name = None
     if customer.owner_id is not None:
         owner_name = await session.scalar(
             select(User.display_name).where(User.id == customer.owner_id)
         )
-    return (await _views(session, [(customer, owner_name)]))[0]
+    return (await _views(session, principal, [(customer, owner_name)]))[0]
 
 
 @dataclass
@@ -186,6 +225,8 @@ class CustomerQuery:
     """Filters, sort and page of a customer list (built by the router from query parameters)."""
 
     q: str | None = None
+    # None: customers with an owner (or unowned outside pools); an id: that pool's customers.
+    pool_id: int | None = None
     kind: str | None = None
     level: list[str] = field(default_factory=list)
     industry: list[str] = field(default_factory=list)
@@ -225,17 +266,13 @@ KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LNG_EQUATOR = 111.320
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _name_contains(column: Any, q: str, dialect: str) -> ColumnElement[bool]:
     """``column ILIKE '%q%'``; on PostgreSQL first narrowed by the name-bigram GIN index.
 
     Every two-character piece of ``q`` must be among the name's pieces (index lookup), then ILIKE
     confirms the exact substring. Single characters fall back to the plain scan.
     """
-    contains: ColumnElement[bool] = column.ilike(f"%{_escape_like(q)}%", escape="\\")
+    contains: ColumnElement[bool] = column.ilike(f"%{escape_like(q)}%", escape="\\")
     if dialect != "postgresql" or len(q) < 2:
         return contains
     simple: ColumnElement[Any] = literal_column(
@@ -259,7 +296,12 @@ def _search_condition(principal: Principal, q: str, dialect: str) -> ColumnEleme
         select(Customer.id.label("id")).where(*in_scope, _name_contains(Customer.name, q, dialect)),
         select(Contact.customer_id.label("id"))
         .join(Customer, Customer.id == Contact.customer_id)
-        .where(*in_scope, Contact.deleted_at.is_(None), _name_contains(Contact.name, q, dialect)),
+        .where(
+            *in_scope,
+            access.revealing(principal, "contacts"),
+            Contact.deleted_at.is_(None),
+            _name_contains(Contact.name, q, dialect),
+        ),
     ]
     digits = "".join(ch for ch in q if ch.isdigit())
     if len(digits) >= 3 and len(digits) >= len(
@@ -268,7 +310,18 @@ def _search_condition(principal: Principal, q: str, dialect: str) -> ColumnEleme
         branches.append(
             select(CustomerPhone.customer_id.label("id"))
             .join(Customer, Customer.id == CustomerPhone.customer_id)
-            .where(*in_scope, CustomerPhone.number.contains(digits))
+            .where(
+                *in_scope,
+                # A pool's hidden phones (or contacts) are not searchable either (C5).
+                or_(
+                    and_(CustomerPhone.contact_id.is_(None), access.revealing(principal, "phones")),
+                    and_(
+                        CustomerPhone.contact_id.is_not(None),
+                        access.revealing(principal, "phones", "contacts"),
+                    ),
+                ),
+                CustomerPhone.number.contains(digits),
+            )
         )
     matches = union(*branches).cte("search_matches").prefix_with("MATERIALIZED")
     return Customer.id.in_(select(matches.c.id))
@@ -311,10 +364,11 @@ async def list_customers(
     session: AsyncSession, principal: Principal, query: CustomerQuery
 ) -> tuple[list[CustomerView], str | None]:
     limit = max(1, min(query.limit, MAX_LIMIT))
-    conditions: list[ColumnElement[bool]] = [
-        Customer.deleted_at.is_(None),
-        access.readable(principal, Customer),
-    ]
+    conditions: list[ColumnElement[bool]] = [Customer.deleted_at.is_(None)]
+    if query.pool_id is None:
+        conditions += [Customer.pool_id.is_(None), access.readable_outside_pools(principal)]
+    else:
+        conditions += [Customer.pool_id == query.pool_id, access.readable(principal, Customer)]
     if query.q and query.q.strip():
         conditions.append(
             _search_condition(principal, query.q.strip(), session.get_bind().dialect.name)
@@ -389,6 +443,7 @@ async def list_customers(
         dx = (Customer.lng - lng0) * km_per_lng
         distance = dy * dy + dx * dx
         conditions += [
+            access.revealing(principal, "location"),
             Customer.lat.between(lat0 - dlat, lat0 + dlat),
             Customer.lng.between(lng0 - dlng, lng0 + dlng),
             distance <= radius * radius,
@@ -426,7 +481,7 @@ async def list_customers(
             for c, *_ in rows
             if c.lat is not None
         }
-    views = await _views(session, [(c, name) for c, name, _ in rows], distances)
+    views = await _views(session, principal, [(c, name) for c, name, _ in rows], distances)
     return views, next_cursor
 
 
@@ -499,7 +554,7 @@ async def find_duplicates(
         ).all():
             hit(cid, "email")
     if name_n:
-        prefix = _escape_like(name_n[:2])
+        prefix = escape_like(name_n[:2])
         candidates = await session.execute(
             select(Customer.id, Customer.name_normalized)
             .where(
@@ -539,6 +594,9 @@ async def find_duplicates(
     for cid in ranked:
         customer, owner_name = by_id[cid]
         seen = cid in visible and customer.deleted_at is None
+        hidden = access.hidden_fields(principal, customer.pool_id)
+        show_phones = seen and "phones" not in hidden
+        show_email = seen and "email" not in hidden
         out.append(
             {
                 "id": cid if seen else None,
@@ -548,8 +606,10 @@ async def find_duplicates(
                 "similarity": round(matched[cid]["similarity"], 3),
                 "visible": seen,
                 "in_recycle_bin": customer.deleted_at is not None,
-                "phones": customer.phones if seen else [mask_phone(p) for p in customer.phones],
-                "email": customer.email if seen else mask_email(customer.email),
+                "phones": customer.phones
+                if show_phones
+                else [mask_phone(p) for p in customer.phones],
+                "email": customer.email if show_email else mask_email(customer.email),
             }
         )
     return out
@@ -685,6 +745,12 @@ async def create_customer(
     session.add(customer)
     await session.flush()
     await _replace_phone_index(session, customer.id, customer.phones)
+    await ownership.record(
+        session,
+        [ownership.Change(customer.id, "created", None, owner_id)],
+        actor_id=principal.user_id,
+        at=now,
+    )
     audit.customer_event(
         session,
         principal.user_id,
@@ -786,6 +852,9 @@ async def delete_customer(
     now = utcnow()
     customer.deleted_at = now
     customer.deleted_by_id = principal.user_id
+    customer.recycle_kind = "deleted"
+    customer.recycle_reason = None
+    customer.locked_at = None
     audit.customer_event(
         session,
         principal.user_id,
@@ -796,10 +865,25 @@ async def delete_customer(
     await flush_versioned(session)
 
 
+def redact_changes(changes: dict[str, Any], entity: str, hidden: frozenset[str]) -> dict[str, Any]:
+    """A timeline entry's changes without what the caller's pool view hides."""
+    if not hidden:
+        return changes
+    if entity == "contact" and hidden & {"contacts", "phones", "email"}:
+        if "contacts" in hidden:
+            return {}
+        drop = {"phones"} if "phones" in hidden else set()
+        drop |= {"email"} if "email" in hidden else set()
+        return {k: v for k, v in changes.items() if k not in drop}
+    drop_keys = {k for name in hidden for k in HIDDEN_AUDIT_KEYS[name]}
+    return {k: v for k, v in changes.items() if k not in drop_keys}
+
+
 async def timeline(
     session: AsyncSession, principal: Principal, customer_id: int, *, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
-    await access.get_readable(session, principal, Customer, customer_id)
+    customer = await access.get_readable(session, principal, Customer, customer_id)
+    hidden = access.hidden_fields(principal, customer.pool_id)
     after = decode_cursor(cursor)
     limit = max(1, min(limit, MAX_LIMIT))
     events = await audit.customer_timeline(
@@ -814,7 +898,7 @@ async def timeline(
             "action": e.action,
             "entity": e.entity,
             "entity_id": e.entity_id,
-            "changes": e.changes,
+            "changes": redact_changes(e.changes, e.entity, hidden),
             "actor": {"id": e.actor_id, "display_name": name} if e.actor_id is not None else None,
         }
         for e, name in events

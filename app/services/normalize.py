@@ -97,3 +97,8 @@ def mask_name(name: str) -> str:
         return name[:1] + "*" * (len(name) - 1)
     keep = 2 if len(name) >= 6 else 1
     return name[:keep] + "*" * (len(name) - 2 * keep) + name[-keep:]
+
+
+def escape_like(text: str) -> str:
+    """``text`` with LIKE wildcards escaped (use with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -10,11 +10,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import transaction
+from app.db import dialect_insert, transaction
 from app.models import (
     Contact,
     Contract,
@@ -37,8 +35,7 @@ async def insert_reminders_once(session: AsyncSession, rows: list[dict[str, Any]
     """Insert reminders, skipping any whose ``dedupe_key`` exists already."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Reminder).values(rows)
+    stmt = dialect_insert(session, Reminder).values(rows)
     result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -16,6 +16,7 @@ from app.config import get_settings
 from app.models import Contact, Contract, Customer, Department, PaymentPlan, User, Visit
 from app.models.base import utcnow
 from app.schemas.opportunity import from_cents
+from app.services import pools
 from app.services.activities import visit_views
 
 RELATIONSHIP_DAYS_AHEAD = 7
@@ -145,7 +146,7 @@ async def today(
         "due_follow_ups": [_brief(c) for c in due],
         "overdue_follow_ups": [_brief(c) for c in overdue],
         "relationship": relationship[:LIST_LIMIT],
-        "reclaim_warnings": [],
+        "reclaim_warnings": await pools.reclaim_warnings_for(session, principal, now),
     }
 
 
