@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # The calendar the business runs on (due dates, contract end dates); users have their own.
     business_timezone: str = "Asia/Shanghai"
     dispatch_batch_size: int = 500
+    # Pools: how often the reclaim job runs, and how many customers one transaction moves.
+    reclaim_interval_seconds: int = 600
+    reclaim_batch_size: int = 2000
+    # Customers in the recycle bin are purged after this many days (B8).
+    recycle_bin_retention_days: int = 30
     push_concurrency: int = 20
     push_max_attempts: int = 8
     # VAPID (RFC 8292). Without a key, one is generated on first start and kept in the database.

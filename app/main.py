@@ -34,9 +34,11 @@ from app.routers import (
     dashboard,
     funnel,
     health,
+    lifecycle,
     notifications,
     opportunities,
     org,
+    pools,
     today,
 )
 from app.security import TokenSettings
@@ -186,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
+        lifecycle,
+        pools,
         customers,
         contacts,
         activities,

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs import housekeeping, reminders
+from app.jobs import housekeeping, lifecycle, pool, reminders
 
 log = logging.getLogger("kehu.scheduler")
 
@@ -84,6 +84,22 @@ class KehuScheduler:
             ),
             ("contract_deadlines", reminders.contract_deadlines, [maker, settings], 3600, 600),
             ("purge_expired_rows", housekeeping.purge_expired_rows, [maker], 3600, 600),
+            (
+                "reclaim_neglected_customers",
+                pool.reclaim_neglected_customers,
+                [maker, settings],
+                settings.reclaim_interval_seconds,
+                300,
+            ),
+            ("warn_of_reclaims", pool.warn_of_reclaims, [maker, settings], 3600, 600),
+            ("purge_recycle_bin", lifecycle.purge_recycle_bin, [maker, settings], 6 * 3600, 3600),
+            (
+                "remove_expired_team_members",
+                lifecycle.remove_expired_team_members,
+                [maker, settings],
+                600,
+                300,
+            ),
         ]
         for job_id, func, args, seconds, grace in jobs:
             self._aps.add_job(

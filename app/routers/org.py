@@ -44,6 +44,8 @@ def _user_out(user: User) -> UserOut:
                     "is_active",
                     "locale",
                     "timezone",
+                    "max_owned_customers",
+                    "max_locked_customers",
                     "created_at",
                     "version",
                 )

@@ -11,6 +11,11 @@ from app.schemas.common import InputModel, OutputModel
 
 Username = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
+# Caps on customers (B7): null means no cap here. A user's own value overrides their roles';
+# without one, the most generous of their roles applies (a role without a cap: unlimited).
+Cap = Annotated[int | None, Field(ge=0, le=1_000_000)]
+OWNED_CAP_DOC = "Most live customers a holder may own; null: no cap."
+LOCKED_CAP_DOC = "Most customers a holder may lock; null: no cap."
 
 
 class DepartmentCreate(InputModel):
@@ -53,6 +58,8 @@ class RoleCreate(InputModel):
     description: str = Field(default="", max_length=500)
     permissions: list[str] = Field(default_factory=list)
     scopes: dict[str, DataScope] = Field(default_factory=dict)
+    max_owned_customers: Cap = Field(default=None, description=OWNED_CAP_DOC)
+    max_locked_customers: Cap = Field(default=None, description=LOCKED_CAP_DOC)
 
     _perm = field_validator("permissions")(_check_permissions)
     _scope = field_validator("scopes")(_check_scopes)
@@ -63,6 +70,8 @@ class RoleUpdate(InputModel):
     description: str | None = Field(default=None, max_length=500)
     permissions: list[str] | None = None
     scopes: dict[str, DataScope] | None = None
+    max_owned_customers: Cap = Field(default=None, description=OWNED_CAP_DOC)
+    max_locked_customers: Cap = Field(default=None, description=LOCKED_CAP_DOC)
 
     @field_validator("permissions")
     @classmethod
@@ -82,6 +91,8 @@ class RoleOut(OutputModel):
     permissions: list[str]
     scopes: dict[str, str]
     is_system: bool
+    max_owned_customers: int | None = Field(description=OWNED_CAP_DOC)
+    max_locked_customers: int | None = Field(description=LOCKED_CAP_DOC)
     version: int
 
 
@@ -95,6 +106,12 @@ class UserCreate(InputModel):
     role_ids: list[int] = Field(default_factory=list, max_length=20)
     locale: str = Field(default="zh-CN", pattern=r"^(zh-CN|en)$")
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    max_owned_customers: Cap = Field(
+        default=None, description=OWNED_CAP_DOC + " Overrides the roles' caps."
+    )
+    max_locked_customers: Cap = Field(
+        default=None, description=LOCKED_CAP_DOC + " Overrides the roles' caps."
+    )
 
 
 class UserUpdate(InputModel):
@@ -107,6 +124,12 @@ class UserUpdate(InputModel):
     is_active: bool | None = None
     locale: str | None = Field(default=None, pattern=r"^(zh-CN|en)$")
     timezone: str | None = Field(default=None, max_length=64)
+    max_owned_customers: Cap = Field(
+        default=None, description=OWNED_CAP_DOC + " Null: take the roles' caps."
+    )
+    max_locked_customers: Cap = Field(
+        default=None, description=LOCKED_CAP_DOC + " Null: take the roles' caps."
+    )
 
 
 class UserOut(OutputModel):
@@ -120,5 +143,11 @@ class UserOut(OutputModel):
     locale: str
     timezone: str
     roles: list[RoleRef]
+    max_owned_customers: int | None = Field(
+        description="The user's own cap on owned customers (null: the roles')."
+    )
+    max_locked_customers: int | None = Field(
+        description="The user's own cap on locked customers (null: the roles')."
+    )
     created_at: dt.datetime
     version: int

@@ -131,6 +131,8 @@ async def create_role(session: AsyncSession, data: RoleCreate) -> Role:
         description=data.description,
         permissions=data.permissions,
         scopes={k: v.value for k, v in data.scopes.items()},
+        max_owned_customers=data.max_owned_customers,
+        max_locked_customers=data.max_locked_customers,
     )
     session.add(role)
     await session.flush()
@@ -142,7 +144,7 @@ async def update_role(session: AsyncSession, role_id: int, version: int, data: R
     check_version(role, version)
     changes = data.model_dump(exclude_unset=True)
     for key, value in changes.items():
-        if value is None:
+        if value is None and key not in CAP_FIELDS:
             raise ValidationFailed(errors=[field_error(key, "cannot be null")])
     if "name" in changes and changes["name"] != role.name:
         if await session.scalar(select(Role.id).where(Role.name == changes["name"])) is not None:
@@ -156,6 +158,9 @@ async def update_role(session: AsyncSession, role_id: int, version: int, data: R
         role.permissions = changes["permissions"]
     if "scopes" in changes:
         role.scopes = {k: str(v) for k, v in changes["scopes"].items()}
+    for key in CAP_FIELDS:
+        if key in changes:
+            setattr(role, key, changes[key])
     await session.flush()
     return role
 
@@ -172,6 +177,9 @@ async def delete_role(session: AsyncSession, role_id: int, version: int) -> None
 
 
 # --- users -------------------------------------------------------------------------------------
+
+# Per-user / per-role caps on customers (B7); null is a value here: "no cap".
+CAP_FIELDS = ("max_owned_customers", "max_locked_customers")
 
 
 async def list_users(session: AsyncSession) -> list[User]:
@@ -211,6 +219,8 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
         password_hash=await hash_password(data.password),
         locale=data.locale,
         timezone=data.timezone,
+        max_owned_customers=data.max_owned_customers,
+        max_locked_customers=data.max_locked_customers,
         roles=await _roles(session, data.role_ids),
     )
     session.add(user)
@@ -230,19 +240,9 @@ async def update_user(session: AsyncSession, user_id: int, version: int, data: U
     ):
         raise ValidationFailed(errors=[field_error("department_id", "no such department")])
     if changes.get("is_active") is False:
-        owned = await session.scalar(
-            select(func.count())
-            .select_from(Customer)
-            .where(Customer.owner_id == user_id, Customer.deleted_at.is_(None))
-        )
-        if owned:
-            raise Conflict(f"the user still owns {owned} customers; transfer them first")
-    if changes.get("is_active") is False or "password" in changes:
-        await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+        await deactivate_user(session, user)
+    elif "password" in changes:
+        await revoke_refresh_tokens(session, user_id)
     if "password" in changes:
         user.password_hash = await hash_password(changes.pop("password"))
     if "role_ids" in changes:
@@ -251,3 +251,27 @@ async def update_user(session: AsyncSession, user_id: int, version: int, data: U
         setattr(user, key, value)
     await session.flush()
     return await get_user(session, user.id)
+
+
+async def revoke_refresh_tokens(session: AsyncSession, user_id: int) -> None:
+    """End every session of the user: their refresh tokens stop working (access tokens lapse)."""
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def deactivate_user(session: AsyncSession, user: User) -> None:
+    """Deactivate a user: refused while they own live customers (offboard them, or transfer
+    those first); their refresh tokens are revoked and an inactive user's access tokens are
+    refused on the next request (the principal is loaded per request)."""
+    owned = await session.scalar(
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.owner_id == user.id, Customer.deleted_at.is_(None))
+    )
+    if owned:
+        raise Conflict(f"the user still owns {owned} customers; transfer them first")
+    await revoke_refresh_tokens(session, user.id)
+    user.is_active = False

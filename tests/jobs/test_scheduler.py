@@ -35,8 +35,12 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
             "dispatch_reminders",
             "notify_stale_opportunities",
             "purge_expired_rows",
+            "purge_recycle_bin",
+            "reclaim_neglected_customers",
+            "remove_expired_team_members",
             "schedule_digests",
             "schedule_relationship_reminders",
+            "warn_of_reclaims",
         ]
     assert app.state.scheduler.is_leader is True  # stopped cleanly, state kept for inspection
 
