@@ -45,6 +45,7 @@ from app.models import (
 )
 from app.security import verify_password
 from app.services import config as config_service
+from app.services import pools
 from app.services.customers import haversine_km
 from app.services.demo import (
     _CITIES,
@@ -299,8 +300,28 @@ async def test_rep1_owns_a_few_hundred_and_some_are_in_the_pool(seeded):
     rows = await _rows(
         maker, select(Customer.owner_id, Customer.owner_assigned_at, Customer.created_at)
     )
+    now = dt.datetime.now(dt.UTC)
     for owner, assigned, created in rows:
-        assert assigned == (created if owner is not None else None)
+        if owner is None:
+            assert assigned is None
+        else:  # received at creation, or later (claimed, or settled by the pool clocks)
+            assert assigned is not None and created <= assigned <= now
+
+
+async def test_demo_pools_hold_the_unowned_and_reclaim_nothing_at_first(seeded):
+    maker, _summary = seeded
+    pooled = Counter(
+        pool
+        for (pool,) in await _rows(
+            maker, select(Customer.pool_id).where(Customer.owner_id.is_(None))
+        )
+    )
+    assert None not in pooled and len(pooled) == 2 and sum(pooled.values()) > 0.02 * N
+    assert await pools.reclaim_neglected_customers(maker) == 0
+    async with maker() as session:
+        upcoming = await pools.upcoming_reclaims(session, dt.datetime.now(dt.UTC))
+    ids = await _user_ids(maker)
+    assert sum(1 for u in upcoming if u.owner_id == ids["rep1"]) >= 3
 
 
 async def test_dates_are_relative_to_now_and_in_order(seeded):
@@ -565,11 +586,15 @@ async def test_demo_logins_see_their_data_scope_through_the_api(app, client, mak
     assert {c["owner"]["id"] for c in team} == expected
 
     admin = await _login(client, "admin")
-    assert len(await _list_all(client, admin)) == SMALL
+    # The customer list holds owned customers; pool customers are browsed per pool.
+    assert len(await _list_all(client, admin)) == SMALL - owners[None]
     # "Nearby" finds customers around 杭州 (the demo jitters them within 15 km of the centre).
     near = await _list_all(client, admin, near="30.2741,120.1551", radius_km=16)
     in_hangzhou = await _scalar(
-        maker, select(func.count()).select_from(Customer).where(Customer.city == "杭州市")
+        maker,
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.city == "杭州市", Customer.pool_id.is_(None)),
     )
     assert len(near) == in_hangzhou > 0
 

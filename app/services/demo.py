@@ -56,6 +56,7 @@ from app.models.base import utcnow
 from app.security import hash_password_sync
 from app.services.audit import diff, jsonable
 from app.services.demo_deals import write_deals
+from app.services.demo_pools import write_pools
 from app.services.normalize import normalize_email, normalize_name
 
 logger = logging.getLogger(__name__)
@@ -1196,6 +1197,7 @@ async def seed_demo(
         await _write_customers(session, plans, user_ids, tag_ids)
         await _write_visits(session, random.Random(seed + 1), user_ids, now)
         await write_deals(session, random.Random(seed + 2), user_ids, now, max(1, customers // 5))
+        await write_pools(session, random.Random(seed + 3), user_ids, now)
     # Fresh planner statistics after a bulk load: without them PostgreSQL plans a 200k-row table
     # as if it were empty (measured: list p50 198 ms before ANALYZE, 10 ms after; bench/RESULTS.md).
     async with maker() as session:
