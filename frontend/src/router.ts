@@ -8,6 +8,8 @@ declare module 'vue-router' {
     public?: boolean
     /** Shows the bottom tab bar. */
     tabbar?: boolean
+    /** The tab bar item shown as active, when it is not the route's own path (the pool is under customers). */
+    tab?: string
   }
 }
 
@@ -22,6 +24,19 @@ export const router = createRouter({
       component: () => import('@/views/CustomerListView.vue'),
       meta: { tabbar: true },
     },
+    {
+      path: '/pools',
+      name: 'pools',
+      component: () => import('@/views/PoolView.vue'),
+      meta: { tabbar: true, tab: '/customers' },
+    },
+    {
+      path: '/pools/:id(\\d+)/stats',
+      name: 'pool-stats',
+      component: () => import('@/views/PoolStatsView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/recycle-bin', name: 'recycle-bin', component: () => import('@/views/RecycleBinView.vue') },
     { path: '/customers/new', name: 'customer-new', component: () => import('@/views/CustomerFormView.vue') },
     {
       path: '/customers/:id(\\d+)',

@@ -14,6 +14,9 @@ import type {
   FollowUpCreate,
   NotificationSettingsUpdate,
   OpportunityCreate,
+  PoolActionResult,
+  TeamMemberIn,
+  TransferIn,
   PaymentIn,
   PaymentPlanIn,
   ContractAction,
@@ -305,6 +308,113 @@ export const addPaymentPlan = (id: number, payload: PaymentPlanIn) =>
 
 export const recordPayment = (id: number, payload: PaymentIn) =>
   body(api.POST('/contracts/{contract_id}/payments', { params: { path: { contract_id: id } }, body: payload }))
+
+// ----- pools (C1–C6) -----
+
+export const listPools = () => body(api.GET('/pools'))
+
+export type PoolCustomerQuery = NonNullable<ApiPaths['/pools/{pool_id}/customers']['get']['parameters']['query']>
+
+export const listPoolCustomers = (poolId: number, query: PoolCustomerQuery) =>
+  body(api.GET('/pools/{pool_id}/customers', { params: { path: { pool_id: poolId }, query } }))
+
+/**
+ * Claim, assign or move: the per-customer results. When nothing succeeded the server answers 409
+ * with the same `results`; that answer is returned too (see `poolActionOf`), anything else throws.
+ */
+async function poolAction(call: Promise<{ data?: PoolActionResult; error?: unknown; response: Response }>): Promise<PoolActionResult> {
+  try {
+    return await body(call)
+  } catch (err) {
+    const refused = poolActionOf(err)
+    if (refused) return refused
+    throw err
+  }
+}
+
+export const claimFromPool = (poolId: number, customerIds: number[]) =>
+  poolAction(api.POST('/pools/{pool_id}/claim', { params: { path: { pool_id: poolId } }, body: { customer_ids: customerIds } }))
+
+export const assignFromPool = (poolId: number, customerIds: number[], ownerId: number) =>
+  poolAction(
+    api.POST('/pools/{pool_id}/assign', {
+      params: { path: { pool_id: poolId } },
+      body: { customer_ids: customerIds, owner_id: ownerId },
+    }),
+  )
+
+export const moveToPool = (poolId: number, customerIds: number[], toPoolId: number) =>
+  poolAction(
+    api.POST('/pools/{pool_id}/move', {
+      params: { path: { pool_id: poolId } },
+      body: { customer_ids: customerIds, to_pool_id: toPoolId },
+    }),
+  )
+
+export const poolStats = (poolId: number, from: string, to: string) =>
+  body(api.GET('/pools/{pool_id}/stats', { params: { path: { pool_id: poolId }, query: { from, to } } }))
+
+export const releaseCustomer = (customerId: number, poolId: number, reason: string) =>
+  unwrap(
+    api.POST('/customers/{customer_id}/release', {
+      params: { path: { customer_id: customerId } },
+      body: { pool_id: poolId, reason },
+    }),
+  )
+
+/** The per-customer results carried by a 409 answer to claim / assign / move, or null. */
+export function poolActionOf(err: unknown): PoolActionResult | null {
+  if (!(err instanceof ApiError) || err.status !== 409 || !Array.isArray(err.extra.results)) return null
+  const results = err.extra.results as PoolActionResult['results']
+  const refused = results.filter((r) => r.outcome === 'refused').length
+  return { results, succeeded: results.length - refused, refused }
+}
+
+// ----- lifecycle: lock, recycle bin, transfer, team, merge (B4, B7–B10) -----
+
+export const lockCustomer = (id: number) =>
+  unwrap(api.POST('/customers/{customer_id}/lock', { params: { path: { customer_id: id } } }))
+
+export const unlockCustomer = (id: number) =>
+  unwrap(api.POST('/customers/{customer_id}/unlock', { params: { path: { customer_id: id } } }))
+
+/** Freeze or abandon: the customer goes to the recycle bin with the reason. */
+export async function binCustomer(id: number, kind: 'freeze' | 'abandon', reason: string): Promise<void> {
+  const init = { params: { path: { customer_id: id } }, body: { reason } }
+  await unwrap(
+    kind === 'freeze' ? api.POST('/customers/{customer_id}/freeze', init) : api.POST('/customers/{customer_id}/abandon', init),
+  )
+}
+
+export type RecycleBinQuery = NonNullable<ApiPaths['/recycle-bin']['get']['parameters']['query']>
+
+export const listRecycleBin = (query: RecycleBinQuery) => body(api.GET('/recycle-bin', { params: { query } }))
+
+export const restoreCustomer = (id: number) =>
+  body(api.POST('/customers/{customer_id}/restore', { params: { path: { customer_id: id } } }))
+
+export const transferCustomers = (payload: TransferIn) => body(api.POST('/customers/transfer', { body: payload }))
+
+export const listTeamMembers = (customerId: number) =>
+  body(api.GET('/customers/{customer_id}/members', { params: { path: { customer_id: customerId } } }))
+
+export const putTeamMember = (customerId: number, payload: TeamMemberIn) =>
+  body(api.POST('/customers/{customer_id}/members', { params: { path: { customer_id: customerId } }, body: payload }))
+
+export async function removeTeamMember(customerId: number, userId: number): Promise<void> {
+  await unwrap(
+    api.DELETE('/customers/{customer_id}/members/{user_id}', { params: { path: { customer_id: customerId, user_id: userId } } }),
+  )
+}
+
+/** Merge the duplicate `otherId` into customer `id`. */
+export const mergeCustomer = (id: number, otherId: number) =>
+  unwrap(api.POST('/customers/{customer_id}/merge', { params: { path: { customer_id: id } }, body: { other_id: otherId } }))
+
+// ----- people (transfer, assign, team members) -----
+
+/** Every user with their roles (org.manage only: 403 for everyone else). */
+export const listUsers = () => body(api.GET('/users'))
 
 /** The matches carried by a 409 `duplicate-customer` problem, or null for any other error. */
 export function duplicatesOf(err: unknown): DuplicateMatch[] | null {

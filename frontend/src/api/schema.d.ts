@@ -456,6 +456,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/customers/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Transfer Customers
+         * @description All or nothing: every customer must be one you may change (404 names the first not found, 403 if one is read-only); the new owner must be an active user in your data scope (422) with room under their cap of owned customers (409 `cap-exceeded`). Customers the new owner has already are skipped. The reclaim clock restarts and a lock is released. With `include`, the previous owner's open opportunities and unfinished contracts of these customers go along (contacts always follow their customer). Ownership history is recorded and the new and previous owners are notified.
+         */
+        post: operations["transfer_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/customers/{customer_id}": {
         parameters: {
             query?: never;
@@ -482,6 +502,26 @@ export interface paths {
          * @description Change some fields of a customer (send If-Match).
          */
         patch: operations["update_customer"];
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/abandon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Abandon Customer
+         * @description The customer goes to the recycle bin with the reason; it keeps everything it has and can be restored until the bin is purged.
+         */
+        post: operations["abandon_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/customers/{customer_id}/contacts": {
@@ -528,6 +568,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/customers/{customer_id}/freeze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Freeze Customer
+         * @description The customer goes to the recycle bin with the reason; it keeps everything it has and can be restored.
+         */
+        post: operations["freeze_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/lock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lock Customer
+         * @description A locked customer is never reclaimed into a pool. The owner's locked-customer cap applies (409 `cap-exceeded` with `cap`); only a customer with an owner can be locked. Locking a locked customer changes nothing.
+         */
+        post: operations["lock_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Customer Members
+         * @description The customer's team members (unexpired), earliest added first.
+         */
+        get: operations["list_customer_members"];
+        put?: never;
+        /**
+         * Add Customer Member
+         * @description Gives an active user (not the owner) read or read-write access, optionally until `expires_at`. A user already on the team gets the new access and expiry.
+         */
+        post: operations["add_customer_member"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove Customer Member
+         * @description Remove a team member.
+         */
+        delete: operations["remove_customer_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge Customers
+         * @description Merges the duplicate `other_id` into this customer: its contacts, follow-ups, visits, opportunities, contracts, orders, tags, team members and history move here, and fields empty here are filled from it. The duplicate goes to the recycle bin as merged (it cannot be restored). Both must be customers you may change.
+         */
+        post: operations["merge_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release Customer
+         * @description Give up a customer you own into a pool you belong to, with a reason.
+         */
+        post: operations["release_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore Customer
+         * @description Takes the customer out of the recycle bin with its contacts, follow-ups, opportunities and history. 409 for a merged customer, or when the owner's cap of owned customers is full (`cap-exceeded`).
+         */
+        post: operations["restore_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/customers/{customer_id}/timeline": {
         parameters: {
             query?: never;
@@ -542,6 +726,26 @@ export interface paths {
         get: operations["customer_timeline"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/unlock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Unlock Customer
+         * @description Unlock a customer (its pool's reclaim rules apply again).
+         */
+        post: operations["unlock_customer"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1238,6 +1442,160 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Pools
+         * @description Pools you belong to (all pools with pool.manage).
+         */
+        get: operations["list_pools"];
+        put?: never;
+        /**
+         * Create Pool
+         * @description Create a pool with its rules and members (pool.manage).
+         */
+        post: operations["create_pool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Pool
+         * @description One pool with its rules, members and your claims left today.
+         */
+        get: operations["get_pool"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Pool
+         * @description Delete an empty pool (409 while it holds customers).
+         */
+        delete: operations["delete_pool"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Pool
+         * @description Change a pool; `rules` and `members`, when given, replace the old ones (If-Match).
+         */
+        patch: operations["update_pool"];
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign Customers
+         * @description Give customers from the pool to a user (pool admins); the new owner is notified. The answer lists per customer what happened and why (`refused` with a reason such as `already_owned`, `daily_limit`, `cooling_period`, `owned_cap`); when nothing at all succeeded the answer is a 409 problem carrying the same `results`.
+         */
+        post: operations["assign_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim Customers
+         * @description Take customers from the pool as their owner (pool members). The server checks each customer is still unowned and in this pool, your daily claim limit (counted atomically), your owned-customer cap and the cooling period. The answer lists per customer what happened and why (`refused` with a reason such as `already_owned`, `daily_limit`, `cooling_period`, `owned_cap`); when nothing at all succeeded the answer is a 409 problem carrying the same `results`.
+         */
+        post: operations["claim_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}/customers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pool Customers
+         * @description Customers in the pool (members), with the customer list's filters; hidden fields are
+         *     withheld and named in `hidden_fields`.
+         */
+        get: operations["pool_customers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move Customers
+         * @description Move customers from this pool to another (admins of both pools).
+         */
+        post: operations["move_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools/{pool_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pool Stats
+         * @description Inflow (reclaimed, released) and outflow (claimed, assigned) per rep between two days
+         *     (inclusive, business calendar), for the pool's admins.
+         */
+        get: operations["pool_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/products": {
         parameters: {
             query?: never;
@@ -1322,6 +1680,26 @@ export interface paths {
          * @description The application server key for `pushManager.subscribe`.
          */
         get: operations["get_vapid_public_key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/recycle-bin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Recycle Bin
+         * @description Deleted, frozen, abandoned and merged customers in your data scope, most recently binned first. Customers stay here until purged after the retention period (those with contracts or orders are never purged).
+         */
+        get: operations["list_recycle_bin"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1598,6 +1976,26 @@ export interface paths {
         patch: operations["update_user"];
         trace?: never;
     };
+    "/api/v1/users/{user_id}/offboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Offboard User
+         * @description For admins (`org.manage`). Everything the user owns — customers (live and in the recycle bin), open opportunities, contracts not yet final, planned visits with their reminders — goes to `to_owner_id` in one transaction, recorded as transferred (reason: offboarded); caps do not block it. The user is then deactivated and signed out everywhere.
+         */
+        post: operations["offboard_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/visits": {
         parameters: {
             query?: never;
@@ -1763,6 +2161,13 @@ export interface components {
             /** Title */
             title: string;
         };
+        /** AssignIn */
+        AssignIn: {
+            /** Customer Ids */
+            customer_ids: number[];
+            /** Owner Id */
+            owner_id: number;
+        };
         /** Body_login */
         Body_login: {
             /** Client Id */
@@ -1860,6 +2265,11 @@ export interface components {
             lat: number;
             /** Lng */
             lng: number;
+        };
+        /** ClaimIn */
+        ClaimIn: {
+            /** Customer Ids */
+            customer_ids: number[];
         };
         /** ContactCreate */
         ContactCreate: {
@@ -2208,6 +2618,11 @@ export interface components {
             email: string | null;
             /** Gender */
             gender: ("male" | "female") | null;
+            /**
+             * Hidden Fields
+             * @description Fields withheld from you by the customer's pool (their values are empty).
+             */
+            hidden_fields?: string[];
             /** Id */
             id: number;
             /** Industry */
@@ -2225,6 +2640,11 @@ export interface components {
             level: ("A" | "B" | "C") | null;
             /** Lng */
             lng: number | null;
+            /**
+             * Locked At
+             * @description Set while the customer is locked (never reclaimed).
+             */
+            locked_at?: string | null;
             /** Name */
             name: string;
             /** Next Follow Up At */
@@ -2234,6 +2654,18 @@ export interface components {
             owner: components["schemas"]["UserRef"] | null;
             /** Phones */
             phones: string[];
+            /**
+             * Pool Id
+             * @description The pool the customer sits in (then it has no owner).
+             */
+            pool_id?: number | null;
+            /**
+             * Pool Reason
+             * @description Why it went to the pool, e.g. "no follow-up for 30 days".
+             */
+            pool_reason?: string | null;
+            /** Pooled At */
+            pooled_at?: string | null;
             /** Province */
             province: string | null;
             /** Signed At */
@@ -2249,6 +2681,20 @@ export interface components {
             updated_at: string;
             /** Version */
             version: number;
+        };
+        /** CustomerOutcome */
+        CustomerOutcome: {
+            /** Customer Id */
+            customer_id: number;
+            /** Detail */
+            detail?: string | null;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "claimed" | "assigned" | "moved" | "refused";
+            /** Reason */
+            reason?: ("not_found" | "not_in_pool" | "already_owned" | "pool_disabled" | "cooling_period" | "owned_cap" | "daily_limit") | null;
         };
         /**
          * CustomerUpdate
@@ -2325,6 +2771,13 @@ export interface components {
             path: string;
             /** Version */
             version: number;
+        };
+        /** DepartmentRef */
+        DepartmentRef: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
         };
         /** DepartmentUpdate */
         DepartmentUpdate: {
@@ -2684,6 +3137,53 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** MemberIn */
+        MemberIn: {
+            /**
+             * Access
+             * @default read
+             * @enum {string}
+             */
+            access?: "read" | "write";
+            /**
+             * Expires At
+             * @description When the access ends (with a time zone); null: never.
+             */
+            expires_at?: string | null;
+            /** User Id */
+            user_id: number;
+        };
+        /** MemberOut */
+        MemberOut: {
+            /**
+             * Access
+             * @enum {string}
+             */
+            access: "read" | "write";
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            user: components["schemas"]["UserRef"];
+        };
+        /** MergeIn */
+        MergeIn: {
+            /**
+             * Other Id
+             * @description The duplicate: its children and history move to this customer, then it goes to the recycle bin as merged.
+             */
+            other_id: number;
+        };
+        /** MoveIn */
+        MoveIn: {
+            /** Customer Ids */
+            customer_ids: number[];
+            /** To Pool Id */
+            to_pool_id: number;
+        };
         /** MovementGroup */
         MovementGroup: {
             /** Amount */
@@ -2806,6 +3306,37 @@ export interface components {
             padding: number;
             /** Prefix */
             prefix: string;
+        };
+        /** OffboardIn */
+        OffboardIn: {
+            /**
+             * To Owner Id
+             * @description Who takes over everything the leaving user owns.
+             */
+            to_owner_id: number;
+        };
+        /** OffboardOut */
+        OffboardOut: {
+            /**
+             * Contracts
+             * @description Contracts not yet final handed over.
+             */
+            contracts: number;
+            /**
+             * Customers
+             * @description Customers handed over (live and in the recycle bin).
+             */
+            customers: number;
+            /**
+             * Opportunities
+             * @description Open opportunities handed over.
+             */
+            opportunities: number;
+            /**
+             * Visits
+             * @description Planned visits handed over (with their reminders).
+             */
+            visits: number;
         };
         /** OpportunityCreate */
         OpportunityCreate: {
@@ -2974,6 +3505,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[RecycleBinItemOut] */
+        Page_RecycleBinItemOut_: {
+            /** Items */
+            items: components["schemas"]["RecycleBinItemOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[TimelineEventOut] */
         Page_TimelineEventOut_: {
             /** Items */
@@ -3100,6 +3641,251 @@ export interface components {
             is_default?: boolean | null;
             /** Name */
             name?: string | null;
+        };
+        /** PoolActionOut */
+        PoolActionOut: {
+            /** Refused */
+            refused: number;
+            /** Results */
+            results: components["schemas"]["CustomerOutcome"][];
+            /** Succeeded */
+            succeeded: number;
+        };
+        /** PoolCreate */
+        PoolCreate: {
+            /**
+             * Cooling Days
+             * @description Days before a previous owner may claim it back.
+             * @default 0
+             */
+            cooling_days?: number;
+            /**
+             * Daily Claim Limit
+             * @description Claims per member per day (null: no limit).
+             */
+            daily_claim_limit?: number | null;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /**
+             * Exclude Open Opportunity
+             * @description Never reclaim customers with an open opportunity.
+             * @default false
+             */
+            exclude_open_opportunity?: boolean;
+            /**
+             * Exclude Signed
+             * @description Never reclaim customers with a signed deal.
+             * @default false
+             */
+            exclude_signed?: boolean;
+            /**
+             * Hidden Fields
+             * @description Withheld from everyone but the pool's admins while a customer is in the pool (`contacts` hides the contacts; `phones`/`email` also those of contacts).
+             */
+            hidden_fields?: ("phones" | "email" | "address" | "location" | "contacts" | "notes" | "birth_date")[];
+            /** Members */
+            members?: components["schemas"]["PoolMemberIn"][];
+            /** Name */
+            name: string;
+            /** Rules */
+            rules?: components["schemas"]["PoolRuleIn"][];
+            /**
+             * Warning Days
+             * @description Warn the owner this many days before (0: never).
+             * @default 3
+             */
+            warning_days?: number;
+        };
+        /** PoolMemberIn */
+        PoolMemberIn: {
+            /**
+             * Department Id
+             * @description All users of the department and its child departments.
+             */
+            department_id?: number | null;
+            /**
+             * Role
+             * @default member
+             * @enum {string}
+             */
+            role?: "admin" | "member";
+            /** User Id */
+            user_id?: number | null;
+        };
+        /** PoolMemberOut */
+        PoolMemberOut: {
+            department: components["schemas"]["DepartmentRef"] | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            user: components["schemas"]["UserRef"] | null;
+        };
+        /** PoolOut */
+        PoolOut: {
+            /**
+             * Claims Left Today
+             * @description Claims the caller may still make today (null: no limit).
+             */
+            claims_left_today: number | null;
+            /** Cooling Days */
+            cooling_days: number;
+            /** Customer Count */
+            customer_count: number;
+            /** Daily Claim Limit */
+            daily_claim_limit: number | null;
+            /** Description */
+            description: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Exclude Open Opportunity */
+            exclude_open_opportunity: boolean;
+            /** Exclude Signed */
+            exclude_signed: boolean;
+            /** Hidden Fields */
+            hidden_fields: string[];
+            /** Id */
+            id: number;
+            /** Members */
+            members: components["schemas"]["PoolMemberOut"][];
+            /**
+             * My Role
+             * @description The caller's role in this pool, if any.
+             */
+            my_role: ("admin" | "member") | null;
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: components["schemas"]["PoolRuleOut"][];
+            /** Version */
+            version: number;
+            /** Warning Days */
+            warning_days: number;
+        };
+        /** PoolRuleIn */
+        PoolRuleIn: {
+            /** Days */
+            days: number;
+            /**
+             * Kind
+             * @description no_follow_up: no follow-up logged; no_opportunity: no opportunity created; no_deal: no contract signed — each for `days` since the later of that event and the moment the current owner received the customer.
+             * @enum {string}
+             */
+            kind: "no_follow_up" | "no_opportunity" | "no_deal";
+            /**
+             * Level Days
+             * @description Days per customer level, overriding `days`.
+             */
+            level_days?: {
+                [key: string]: number;
+            };
+        };
+        /** PoolRuleOut */
+        PoolRuleOut: {
+            /** Days */
+            days: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "no_follow_up" | "no_opportunity" | "no_deal";
+            /** Level Days */
+            level_days: {
+                [key: string]: number;
+            };
+        };
+        /** PoolStatsOut */
+        PoolStatsOut: {
+            /**
+             * From
+             * Format: date
+             */
+            from: string;
+            /**
+             * In Pool
+             * @description Customers in the pool now.
+             */
+            in_pool: number;
+            /**
+             * Inflow
+             * @description Reclaimed plus released.
+             */
+            inflow: number;
+            /**
+             * Outflow
+             * @description Claimed plus assigned.
+             */
+            outflow: number;
+            /** Pool Id */
+            pool_id: number;
+            /** Rows */
+            rows: components["schemas"]["PoolStatsRow"][];
+            /**
+             * To
+             * Format: date
+             */
+            to: string;
+        };
+        /** PoolStatsRow */
+        PoolStatsRow: {
+            /**
+             * Assigned
+             * @description Customers a pool admin assigned to this rep.
+             */
+            assigned: number;
+            /**
+             * Claimed
+             * @description Customers this rep claimed from the pool.
+             */
+            claimed: number;
+            /**
+             * Reclaimed
+             * @description Customers taken back from this rep by the reclaim job.
+             */
+            reclaimed: number;
+            /**
+             * Released
+             * @description Customers this rep released into the pool.
+             */
+            released: number;
+            user: components["schemas"]["UserRef"];
+        };
+        /**
+         * PoolUpdate
+         * @description Fields present are changed; `rules` and `members`, when given, replace the old ones.
+         */
+        PoolUpdate: {
+            /** Cooling Days */
+            cooling_days?: number | null;
+            /** Daily Claim Limit */
+            daily_claim_limit?: number | null;
+            /** Description */
+            description?: string | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Exclude Open Opportunity */
+            exclude_open_opportunity?: boolean | null;
+            /** Exclude Signed */
+            exclude_signed?: boolean | null;
+            /** Hidden Fields */
+            hidden_fields?: ("phones" | "email" | "address" | "location" | "contacts" | "notes" | "birth_date")[] | null;
+            /** Members */
+            members?: components["schemas"]["PoolMemberIn"][] | null;
+            /** Name */
+            name?: string | null;
+            /** Rules */
+            rules?: components["schemas"]["PoolRuleIn"][] | null;
+            /** Warning Days */
+            warning_days?: number | null;
         };
         /**
          * Problem
@@ -3250,6 +4036,60 @@ export interface components {
             /** Value */
             value: string | number | null;
         };
+        /** ReasonIn */
+        ReasonIn: {
+            /**
+             * Reason
+             * @description Why (shown in the recycle bin).
+             */
+            reason: string;
+        };
+        /** ReclaimWarning */
+        ReclaimWarning: {
+            /** Customer Id */
+            customer_id: number;
+            /** Days Left */
+            days_left: number;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+            /** Name */
+            name: string;
+            /** Pool Id */
+            pool_id: number;
+            /** Pool Name */
+            pool_name: string;
+            /** Reason */
+            reason: string;
+        };
+        /** RecycleBinItemOut */
+        RecycleBinItemOut: {
+            /**
+             * Deleted At
+             * Format: date-time
+             */
+            deleted_at: string;
+            deleted_by: components["schemas"]["UserRef"] | null;
+            /** Id */
+            id: number;
+            /**
+             * Merged Into Id
+             * @description For merged customers: the customer it was merged into.
+             */
+            merged_into_id: number | null;
+            /** Name */
+            name: string;
+            owner: components["schemas"]["UserRef"] | null;
+            /**
+             * Recycle Kind
+             * @enum {string}
+             */
+            recycle_kind: "deleted" | "frozen" | "abandoned" | "merged";
+            /** Recycle Reason */
+            recycle_reason: string | null;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -3276,6 +4116,13 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** ReleaseIn */
+        ReleaseIn: {
+            /** Pool Id */
+            pool_id: number;
+            /** Reason */
+            reason: string;
+        };
         /** ReminderOut */
         ReminderOut: {
             /**
@@ -3298,6 +4145,16 @@ export interface components {
              * @default
              */
             description?: string;
+            /**
+             * Max Locked Customers
+             * @description Most customers a holder may lock; null: no cap.
+             */
+            max_locked_customers?: number | null;
+            /**
+             * Max Owned Customers
+             * @description Most live customers a holder may own; null: no cap.
+             */
+            max_owned_customers?: number | null;
             /** Name */
             name: string;
             /** Permissions */
@@ -3315,6 +4172,16 @@ export interface components {
             id: number;
             /** Is System */
             is_system: boolean;
+            /**
+             * Max Locked Customers
+             * @description Most customers a holder may lock; null: no cap.
+             */
+            max_locked_customers: number | null;
+            /**
+             * Max Owned Customers
+             * @description Most live customers a holder may own; null: no cap.
+             */
+            max_owned_customers: number | null;
             /** Name */
             name: string;
             /** Permissions */
@@ -3337,6 +4204,16 @@ export interface components {
         RoleUpdate: {
             /** Description */
             description?: string | null;
+            /**
+             * Max Locked Customers
+             * @description Most customers a holder may lock; null: no cap.
+             */
+            max_locked_customers?: number | null;
+            /**
+             * Max Owned Customers
+             * @description Most live customers a holder may own; null: no cap.
+             */
+            max_owned_customers?: number | null;
             /** Name */
             name?: string | null;
             /** Permissions */
@@ -3597,10 +4474,11 @@ export interface components {
             overdue_follow_ups: components["schemas"]["CustomerBrief"][];
             /** Overdue Payments */
             overdue_payments: components["schemas"]["OverduePayment"][];
-            /** Reclaim Warnings */
-            reclaim_warnings?: {
-                [key: string]: unknown;
-            }[];
+            /**
+             * Reclaim Warnings
+             * @description Your customers that go to a pool soon unless you follow up, soonest first.
+             */
+            reclaim_warnings?: components["schemas"]["ReclaimWarning"][];
             /** Relationship */
             relationship: components["schemas"]["RelationshipItem"][];
             /** Timezone */
@@ -3624,6 +4502,35 @@ export interface components {
              * @default bearer
              */
             token_type?: string;
+        };
+        /** TransferIn */
+        TransferIn: {
+            /** Customer Ids */
+            customer_ids: number[];
+            /**
+             * Include
+             * @description Also hand over what the previous owner owns of these customers: open opportunities, contracts not yet final. Contacts always follow their customer.
+             */
+            include?: ("contacts" | "opportunities" | "contracts")[];
+            /**
+             * Previous Owner Access
+             * @description Keep each previous owner as a team member with this access (no expiry).
+             * @default none
+             * @enum {string}
+             */
+            previous_owner_access?: "none" | "read" | "write";
+            /** To Owner Id */
+            to_owner_id: number;
+        };
+        /** TransferOut */
+        TransferOut: {
+            /** Count */
+            count: number;
+            /**
+             * Transferred
+             * @description Customers that changed owner (those already owned by the target are skipped).
+             */
+            transferred: number[];
         };
         /** TransitionIn */
         TransitionIn: {
@@ -3672,6 +4579,16 @@ export interface components {
              * @default zh-CN
              */
             locale?: string;
+            /**
+             * Max Locked Customers
+             * @description Most customers a holder may lock; null: no cap. Overrides the roles' caps.
+             */
+            max_locked_customers?: number | null;
+            /**
+             * Max Owned Customers
+             * @description Most live customers a holder may own; null: no cap. Overrides the roles' caps.
+             */
+            max_owned_customers?: number | null;
             /** Password */
             password: string;
             /** Phone */
@@ -3705,6 +4622,16 @@ export interface components {
             is_active: boolean;
             /** Locale */
             locale: string;
+            /**
+             * Max Locked Customers
+             * @description The user's own cap on locked customers (null: the roles').
+             */
+            max_locked_customers: number | null;
+            /**
+             * Max Owned Customers
+             * @description The user's own cap on owned customers (null: the roles').
+             */
+            max_owned_customers: number | null;
             /** Phone */
             phone: string | null;
             /** Roles */
@@ -3735,6 +4662,16 @@ export interface components {
             is_active?: boolean | null;
             /** Locale */
             locale?: string | null;
+            /**
+             * Max Locked Customers
+             * @description Most customers a holder may lock; null: no cap. Null: take the roles' caps.
+             */
+            max_locked_customers?: number | null;
+            /**
+             * Max Owned Customers
+             * @description Most live customers a holder may own; null: no cap. Null: take the roles' caps.
+             */
+            max_owned_customers?: number | null;
             /** Password */
             password?: string | null;
             /** Phone */
@@ -5845,6 +6782,75 @@ export interface operations {
             };
         };
     };
+    transfer_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TransferIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TransferOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_customer: {
         parameters: {
             query?: never;
@@ -6058,6 +7064,66 @@ export interface operations {
             };
         };
     };
+    abandon_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReasonIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_customer_contacts: {
         parameters: {
             query?: never;
@@ -6223,6 +7289,509 @@ export interface operations {
             };
         };
     };
+    freeze_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReasonIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    lock_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_customer_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    add_customer_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_customer_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    merge_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    release_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restore_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     customer_timeline: {
         parameters: {
             query?: {
@@ -6248,6 +7817,66 @@ export interface operations {
             };
             /** @description Not authenticated (missing, expired or invalid token) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unlock_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8596,6 +10225,678 @@ export interface operations {
             };
         };
     };
+    list_pools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolOut"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_pool: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PoolCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_pool: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_pool: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag from your last read; required, stale values get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match header required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_pool: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag from your last read; required, stale values get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PoolUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match header required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    assign_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolActionOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    claim_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolActionOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pool_customers: {
+        parameters: {
+            query?: {
+                /** @description Search name, phones and contact names. */
+                q?: string | null;
+                kind?: ("company" | "person") | null;
+                level?: ("A" | "B" | "C")[];
+                industry?: string[];
+                source?: string[];
+                province?: string[];
+                city?: string[];
+                deal_status?: ("none" | "signed") | null;
+                gender?: ("male" | "female") | null;
+                owner_id?: number | null;
+                department_id?: number | null;
+                /** @description Every tag given must be on the customer. */
+                tag_id?: number[];
+                created_from?: string | null;
+                created_to?: string | null;
+                last_follow_up_from?: string | null;
+                last_follow_up_to?: string | null;
+                next_follow_up_from?: string | null;
+                next_follow_up_to?: string | null;
+                /** @description `lat,lng`: only customers within `radius_km`, nearest first. */
+                near?: string | null;
+                radius_km?: number;
+                sort?: ("created_at" | "-created_at" | "updated_at" | "-updated_at" | "name" | "-name" | "last_follow_up_at" | "-last_follow_up_at" | "next_follow_up_at" | "-next_follow_up_at" | "distance") | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CustomerOut_"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    move_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolActionOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pool_stats: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+            };
+            header?: never;
+            path: {
+                pool_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolStatsOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_products: {
         parameters: {
             query?: {
@@ -8953,6 +11254,50 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VapidPublicKey"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_recycle_bin: {
+        parameters: {
+            query?: {
+                /** @description Part of the name. */
+                q?: string | null;
+                kind?: ("deleted" | "frozen" | "abandoned" | "merged") | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RecycleBinItemOut_"];
                 };
             };
             /** @description Not authenticated (missing, expired or invalid token) */
@@ -10411,6 +12756,77 @@ export interface operations {
             };
             /** @description If-Match header required */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    offboard_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OffboardIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OffboardOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

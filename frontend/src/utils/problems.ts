@@ -34,7 +34,7 @@ const SLUG_MESSAGES: Record<string, string> = {
   'bad-request': 'errors.badRequest',
 }
 /** Problem types whose message depends on more than the type. */
-const SPECIAL_SLUGS = new Set(['unauthorized', 'too-many-requests', 'validation-error'])
+const SPECIAL_SLUGS = new Set(['unauthorized', 'too-many-requests', 'validation-error', 'cap-exceeded'])
 
 /** For answers whose type is unknown (or not a problem at all, e.g. a proxy's HTML page). */
 const STATUS_SLUGS: Record<number, string> = {
@@ -88,6 +88,13 @@ export function describeProblem(err: unknown, t: Translate = globalT, entity = '
     case 'conflict':
       // e.g. "name taken": the field says more than the generic conflict text
       return err.errors.length ? summarizeFieldErrors(err.errors, t, entity) : t('errors.conflict', {})
+    case 'cap-exceeded': {
+      // owned customers (claim, assign, transfer, restore) or locked ones (lock): `cap` says how many
+      const lock = err.endpoint.endsWith('/lock')
+      const cap = typeof err.extra.cap === 'number' ? err.extra.cap : null
+      if (cap === null) return t(lock ? 'errors.lockCapExceededNoCap' : 'errors.capExceededNoCap', {})
+      return t(lock ? 'errors.lockCapExceeded' : 'errors.capExceeded', { cap })
+    }
     case 'server-error':
       return t([502, 503, 504].includes(err.status) ? 'errors.unavailable' : 'errors.server', {})
     case '':
@@ -143,6 +150,8 @@ const VALUE_ERRORS: [RegExp, (m: RegExpExecArray, ctx: FieldContext) => string][
   [/^no such /, (_, { t, field }) => t('fieldErrors.noSuchRecord', { field })],
   // follow-ups and visits (app/schemas/activity.py, app/services/activities.py)
   [/^a visit is planned for the future$/, (_, { t, field }) => t('fieldErrors.mustBeFuture', { field })],
+  // team members (app/schemas/lifecycle.py)
+  [/^must lie in the future$/, (_, { t, field }) => t('fieldErrors.mustBeFuture', { field })],
   [/^must come after the follow-up itself$/, (_, { t, field }) => t('fieldErrors.afterFollowUp', { field })],
   [/^must lie within the last (\d+) days/, (m, { t, field }) => t('fieldErrors.withinLastDays', { field, n: m[1] })],
   [/^not a contact of this customer$/, (_, { t }) => t('fieldErrors.notCustomersContact', {})],
