@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.access import Principal
-from app.deps import IfMatch, SessionDep, require
+from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
 from app.models import User
 from app.routers.common import WITH_ETAG, problems, set_etag
 from app.schemas.auth import RoleRef
@@ -15,6 +15,7 @@ from app.schemas.org import (
     DepartmentCreate,
     DepartmentOut,
     DepartmentUpdate,
+    DirectoryEntry,
     RoleCreate,
     RoleOut,
     RoleUpdate,
@@ -59,6 +60,19 @@ def _user_out(user: User) -> UserOut:
 async def list_users(_: Admin, session: SessionDep) -> list[UserOut]:
     """All users with their roles."""
     return [_user_out(u) for u in await service.list_users(session)]
+
+
+@router.get("/users/directory", response_model=list[DirectoryEntry], responses=problems())
+async def user_directory(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=100, description="Part of a name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[DirectoryEntry]:
+    """Active colleagues by name (any signed-in user): for picking an owner or a team member.
+    `in_scope` says whether your data scope covers them (transfers need it)."""
+    rows = await service.directory(session, principal, q=q, limit=limit)
+    return [DirectoryEntry.model_validate(r) for r in rows]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, responses=problems(403, 409))

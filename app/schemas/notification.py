@@ -20,6 +20,15 @@ NOTIFICATION_KINDS = (
     "stale_opportunity",
     "payment_overdue",
     "contract_expiring",
+    "reclaim_warning",
+    "customers_reclaimed",
+    "customers_assigned",
+    "customers_transferred",
+    "customers_transferred_away",
+    "customer_shared",
+    "customers_merged",
+    "customer_frozen",
+    "customer_abandoned",
 )
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 

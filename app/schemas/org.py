@@ -151,3 +151,15 @@ class UserOut(OutputModel):
     )
     created_at: dt.datetime
     version: int
+
+
+class DirectoryDepartment(OutputModel):
+    id: int
+    name: str
+
+
+class DirectoryEntry(OutputModel):
+    id: int
+    display_name: str
+    department: DirectoryDepartment | None
+    in_scope: bool

@@ -196,6 +196,12 @@ class CustomerOutcome(OutputModel):
     outcome: Outcome
     reason: RefusalReason | None = None
     detail: str | None = None
+    until: dt.datetime | None = Field(
+        default=None, description="cooling_period: when you may claim the customer again."
+    )
+    limit: int | None = Field(
+        default=None, description="daily_limit / owned_cap: the limit that was reached."
+    )
 
 
 class PoolActionOut(OutputModel):

@@ -47,7 +47,11 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
-from app.schemas.notification import NotificationSettingsIn, PushSubscriptionIn
+from app.schemas.notification import (
+    NOTIFICATION_KINDS,
+    NotificationSettingsIn,
+    PushSubscriptionIn,
+)
 from app.services import webpush
 from app.services.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 
@@ -133,6 +137,9 @@ async def deliver(session: AsyncSession, drafts: Sequence[Draft], now: dt.dateti
     """
     if not drafts:
         return []
+    unknown = {d.kind for d in drafts} - set(NOTIFICATION_KINDS)
+    if unknown:  # every kind must be one users can mute (settings validate against the list)
+        raise ValueError(f"unknown notification kinds: {sorted(unknown)}")
     result = await session.execute(
         insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
         [

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import String, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app import access
+from app.access import Principal
 from app.errors import Conflict, NotFound, ValidationFailed, field_error
 from app.models import Customer, Department, RefreshToken, Role, User, user_roles
 from app.models.base import utcnow
@@ -18,6 +22,7 @@ from app.schemas.org import (
     UserUpdate,
 )
 from app.security import hash_password
+from app.services.normalize import escape_like
 from app.services.versions import check_version
 
 # --- departments -------------------------------------------------------------------------------
@@ -185,6 +190,31 @@ CAP_FIELDS = ("max_owned_customers", "max_locked_customers")
 async def list_users(session: AsyncSession) -> list[User]:
     rows = await session.scalars(select(User).options(selectinload(User.roles)).order_by(User.id))
     return list(rows.all())
+
+
+async def directory(
+    session: AsyncSession, principal: Principal, *, q: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Active users (id, name, department) by name, and whether the caller's scope covers them."""
+    in_scope = access.owner_in_scope(principal, "customer", User.id).label("in_scope")
+    stmt = (
+        select(User.id, User.display_name, Department.id, Department.name, in_scope)
+        .outerjoin(Department, Department.id == User.department_id)
+        .where(User.is_active.is_(True))
+        .order_by(User.display_name, User.id)
+        .limit(limit)
+    )
+    if q and q.strip():
+        stmt = stmt.where(User.display_name.ilike(f"%{escape_like(q.strip())}%", escape="\\"))
+    return [
+        {
+            "id": uid,
+            "display_name": name,
+            "department": {"id": dept_id, "name": dept_name} if dept_id is not None else None,
+            "in_scope": bool(scoped),
+        }
+        for uid, name, dept_id, dept_name, scoped in (await session.execute(stmt)).all()
+    ]
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:

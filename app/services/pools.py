@@ -329,10 +329,12 @@ class Outcome:
     outcome: str
     reason: str | None = None
     detail: str | None = None
+    until: dt.datetime | None = None  # cooling_period: when the customer may be claimed again
+    limit: int | None = None  # daily_limit / owned_cap: the limit that was reached
 
 
-def _refused(cid: int, reason: str, detail: str) -> Outcome:
-    return Outcome(cid, "refused", reason, detail)
+def _refused(cid: int, reason: str, detail: str, **extra: Any) -> Outcome:
+    return Outcome(cid, "refused", reason, detail, **extra)
 
 
 async def _take_claim_slot(session: AsyncSession, pool: Pool, user_id: int, day: dt.date) -> bool:
@@ -468,6 +470,7 @@ async def _take(
     cooling = (
         await _cooling(session, pool, owner_id, list(rows), now) if action == "claimed" else {}
     )
+    cap = (await ownership.caps(session, owner_id))[0]
     room = await ownership.owned_room(session, owner_id)
     results: list[Outcome] = []
     taken: list[tuple[int, str]] = []
@@ -495,16 +498,22 @@ async def _take(
                     "cooling_period",
                     f"you gave this customer up recently; claim again after "
                     f"{cooling[cid].isoformat(timespec='minutes')}",
+                    until=cooling[cid],
                 )
             )
             continue
         if room is not None and room <= 0:
-            results.append(_refused(cid, "owned_cap", "the owner's customer cap is reached"))
+            results.append(
+                _refused(cid, "owned_cap", "the owner's customer cap is reached", limit=cap)
+            )
             continue
         if action == "claimed" and not await _take_claim_slot(session, pool, owner_id, day):
             results.append(
                 _refused(
-                    cid, "daily_limit", f"daily claim limit of {pool.daily_claim_limit} reached"
+                    cid,
+                    "daily_limit",
+                    f"daily claim limit of {pool.daily_claim_limit} reached",
+                    limit=pool.daily_claim_limit,
                 )
             )
             continue
@@ -554,8 +563,17 @@ async def _take(
             )
     if not taken:
         # Nothing changed: answer 409 with the per-customer reasons (the counters roll back).
-        raise Conflict("no customer was taken from the pool", results=[r.__dict__ for r in results])
+        raise Conflict(
+            "no customer was taken from the pool", results=[_jsonable(r) for r in results]
+        )
     return results
+
+
+def _jsonable(outcome: Outcome) -> dict[str, Any]:
+    data = dict(outcome.__dict__)
+    if outcome.until is not None:
+        data["until"] = outcome.until.isoformat()
+    return data
 
 
 async def claim(

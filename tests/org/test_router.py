@@ -190,3 +190,23 @@ async def test_widest_role_scope_wins(app, client, maker, org):
             "items"
         ]
     ]
+
+
+async def test_directory_lists_active_colleagues_for_anyone_signed_in(app, client, org, db):
+    assert (await client.get("/api/v1/users/directory")).status_code == 401
+    user = await db.get(type(org.rep_d), org.rep_d.id)
+    assert user is not None
+    user.is_active = False
+    await db.commit()
+    response = await client.get("/api/v1/users/directory", headers=auth(app, org.mgr_east))
+    assert response.status_code == 200, response.text
+    entries = {e["id"]: e for e in response.json()}
+    assert org.rep_d.id not in entries and org.admin.id in entries
+    # The manager's scope (East and its children) covers rep_c in Hangzhou, not the admin.
+    assert entries[org.rep_c.id]["in_scope"] is True
+    assert entries[org.rep_c.id]["department"]["name"] == "Hangzhou"
+    assert entries[org.admin.id]["in_scope"] is False
+    found = await client.get(
+        "/api/v1/users/directory", params={"q": "Rep C"}, headers=auth(app, org.rep_a)
+    )
+    assert [e["id"] for e in found.json()] == [org.rep_c.id]

@@ -81,7 +81,14 @@ async def test_member_claims_a_pool_customer_and_owns_it(app, client, maker, org
     )
     assert response.status_code == 200, response.text
     assert response.json()["results"] == [
-        {"customer_id": customer.id, "outcome": "claimed", "reason": None, "detail": None}
+        {
+            "customer_id": customer.id,
+            "outcome": "claimed",
+            "reason": None,
+            "detail": None,
+            "until": None,
+            "limit": None,
+        }
     ]
     row = await db.get(Customer, customer.id)
     assert row is not None and row.owner_id == org.rep_a.id and row.pool_id is None
@@ -136,8 +143,8 @@ async def test_daily_claim_limit_is_counted_in_the_database(app, client, maker, 
         json={"customer_ids": [c.id for c in customers]},
         headers=auth(app, org.rep_a),
     )
-    reasons = [r["reason"] for r in response.json()["results"]]
-    assert reasons == [None, None, "daily_limit"]
+    reasons = [(r["reason"], r["limit"]) for r in response.json()["results"]]
+    assert reasons == [(None, None), (None, None), ("daily_limit", 2)]
     count = await db.scalar(select(ClaimCounter.count).where(ClaimCounter.user_id == org.rep_a.id))
     assert count == 2
     view = (await client.get(f"/api/v1/pools/{pool['id']}", headers=auth(app, org.rep_a))).json()
@@ -207,7 +214,10 @@ async def test_claim_refused_during_cooling_period(app, client, maker, org):
         f"/api/v1/pools/{pool['id']}/claim", json={"customer_ids": [customer.id]}, headers=headers
     )
     assert response.status_code == 409
-    assert response.json()["results"][0]["reason"] == "cooling_period"
+    refusal = response.json()["results"][0]
+    assert refusal["reason"] == "cooling_period"
+    until = dt.datetime.fromisoformat(refusal["until"])
+    assert dt.timedelta(days=6) < until - utcnow() <= dt.timedelta(days=7)
     # Another member may take it.
     other = await client.post(
         f"/api/v1/pools/{pool['id']}/claim",

@@ -1952,6 +1952,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/directory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * User Directory
+         * @description Active colleagues by name (any signed-in user): for picking an owner or a team member.
+         *     `in_scope` says whether your data scope covers them (transfers need it).
+         */
+        get: operations["user_directory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{user_id}": {
         parameters: {
             query?: never;
@@ -2689,12 +2710,22 @@ export interface components {
             /** Detail */
             detail?: string | null;
             /**
+             * Limit
+             * @description daily_limit / owned_cap: the limit that was reached.
+             */
+            limit?: number | null;
+            /**
              * Outcome
              * @enum {string}
              */
             outcome: "claimed" | "assigned" | "moved" | "refused";
             /** Reason */
             reason?: ("not_found" | "not_in_pool" | "already_owned" | "pool_disabled" | "cooling_period" | "owned_cap" | "daily_limit") | null;
+            /**
+             * Until
+             * @description cooling_period: when you may claim the customer again.
+             */
+            until?: string | null;
         };
         /**
          * CustomerUpdate
@@ -2787,6 +2818,23 @@ export interface components {
             name?: string | null;
             /** Parent Id */
             parent_id?: number | null;
+        };
+        /** DirectoryDepartment */
+        DirectoryDepartment: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+        };
+        /** DirectoryEntry */
+        DirectoryEntry: {
+            department: components["schemas"]["DirectoryDepartment"] | null;
+            /** Display Name */
+            display_name: string;
+            /** Id */
+            id: number;
+            /** In Scope */
+            in_scope: boolean;
         };
         /** DuplicateCheckOut */
         DuplicateCheckOut: {
@@ -12595,6 +12643,48 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    user_directory: {
+        parameters: {
+            query?: {
+                /** @description Part of a name. */
+                q?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DirectoryEntry"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
