@@ -6,11 +6,13 @@ another test claimed, released or transferred.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -18,6 +20,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.e2e
 
 EAST_POOL = "华东公海"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +345,150 @@ def test_merge_a_duplicate_into_the_customer(
     # the empty phones were filled from the duplicate, which is gone
     expect(page.get_by_test_id("field-phones")).to_contain_text(phone)
     assert rep1_api.client.get(f"/customers/{other['id']}").status_code == 404
+
+
+def shanghai_minute(iso: str) -> str:
+    """An ISO instant as the zh-CN screens print it (Asia/Shanghai): 2025/01/08 14:30."""
+    return dt.datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%Y/%m/%d %H:%M")
+
+
+def refusals(api: Any, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-customer results of a pool action that took nothing (its 409 problem)."""
+    res = api.client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert res.status_code == 409, res.text
+    return list(res.json()["results"])
+
+
+@pytest.mark.e2e
+def test_rep_adds_any_colleague_to_the_team(
+    page: Any, login: Any, rep1_api: Any, api_as: Any, shot: Any
+) -> None:
+    # rep1 (scope: own) has nobody to transfer to, but may share with anyone active
+    name = f"代表团队{uuid.uuid4().hex[:6]}有限公司"
+    customer = rep1_api.create_customer(name=name)
+    me = rep1_api.get("/me")
+    rep6 = api_as("rep6").get("/me")  # 华南销售部: outside rep1's data scope
+    login(page, "rep1")
+    page.goto(f"/customers/{customer['id']}")
+    expect(page.get_by_test_id("customer-name")).to_have_text(name)
+    page.get_by_test_id("customer-more").click()
+    expect(page.locator(".van-action-sheet__item", has_text="冻结")).to_be_visible()
+    expect(page.locator(".van-action-sheet__item", has_text="转移")).to_have_count(0)
+    page.locator(".van-action-sheet__cancel").click()
+
+    page.get_by_role("tab", name="团队").click()
+    page.get_by_test_id("team-add").click()
+    popup = page.get_by_test_id("team-popup")
+    popup.get_by_test_id("team-user").click()
+    picker = page.get_by_test_id("team-user-popup")
+    options = picker.get_by_test_id("user-option")
+    # anyone active, with their department; never the owner
+    expect(options.filter(has_text=rep6["display_name"])).to_contain_text("华南销售部")
+    expect(picker.locator(f"[data-testid=user-option][data-user-id='{me['id']}']")).to_have_count(0)
+    picker.locator(".van-search input").fill(rep6["display_name"])
+    expect(options).to_have_count(1)
+    shot(page, "customer-team-rep-picker")
+    options.click()
+    popup.get_by_test_id("team-save").click()
+    member = page.get_by_test_id("team-member").filter(has_text=rep6["display_name"])
+    expect(member).to_contain_text("只读")
+    shot(page, "customer-team-rep")
+    members = rep1_api.get(f"/customers/{customer['id']}/members")
+    assert [(m["user"]["id"], m["access"]) for m in members] == [(rep6["id"], "read")]
+
+
+@pytest.mark.e2e
+def test_claim_back_in_the_cooling_period_says_until_when(
+    page: Any, login: Any, api_as: Any, shot: Any
+) -> None:
+    rep3 = api_as("rep3")
+    name = f"冷静期{uuid.uuid4().hex[:6]}科技公司"
+    customer = rep3.create_customer(name=name)
+    pool = pool_id(rep3)
+    post(rep3, f"/customers/{customer['id']}/release", {"pool_id": pool, "reason": "暂缓"})
+    [refused] = refusals(rep3, f"/pools/{pool}/claim", {"customer_ids": [customer["id"]]})
+    assert refused["reason"] == "cooling_period"
+
+    login(page, "rep3")
+    open_pool(page)
+    page.get_by_test_id("pool-select-toggle").click()
+    pool_row(page, name).click()
+    page.get_by_test_id("pool-claim").click()
+    outcome = page.get_by_test_id("pool-result-row").filter(has_text=name)
+    expect(outcome).to_have_attribute("data-outcome", "refused")
+    expect(outcome).to_contain_text(f"冷静期内，{shanghai_minute(refused['until'])} 后可再领取")
+    expect(page.get_by_test_id("pool-result-summary")).to_have_text("成功 0 个，未成功 1 个")
+    shot(page, "pool-claim-cooling")
+
+
+@pytest.mark.e2e
+def test_claim_over_the_daily_limit_names_the_limit(
+    page: Any, login: Any, api_as: Any, shot: Any
+) -> None:
+    # rep2 gives up enough customers for rep5 to reach 华东公海's daily limit, then one more
+    rep2, rep5 = api_as("rep2"), api_as("rep5")
+    pool = pool_id(rep2)
+    limit = next(p for p in rep5.get("/pools") if p["id"] == pool)["claims_left_today"]
+    assert isinstance(limit, int) and limit > 0
+    prefix = f"日限{uuid.uuid4().hex[:6]}"
+    ids = []
+    for i in range(limit + 1):
+        customer = rep2.create_customer(name=f"{prefix}第{i}号商行")
+        post(rep2, f"/customers/{customer['id']}/release", {"pool_id": pool, "reason": "测试"})
+        ids.append(customer["id"])
+    taken = post(rep5, f"/pools/{pool}/claim", {"customer_ids": ids[:-1]})
+    assert taken["refused"] == 0
+    daily = next(p for p in rep5.get("/pools") if p["id"] == pool)["daily_claim_limit"]
+
+    login(page, "rep5")
+    open_pool(page)
+    expect(page.get_by_test_id("pool-claims-left")).to_contain_text("今日还可领取 0 个")
+    page.get_by_test_id("pool-select-toggle").click()
+    last = f"{prefix}第{limit}号商行"
+    pool_row(page, last).click()
+    page.get_by_test_id("pool-claim").click()
+    outcome = page.get_by_test_id("pool-result-row").filter(has_text=last)
+    expect(outcome).to_have_attribute("data-outcome", "refused")
+    expect(outcome).to_contain_text(f"已达今日领取上限（{daily} 个）")
+    shot(page, "pool-claim-daily-limit")
+
+
+@pytest.mark.e2e
+def test_assign_offers_people_in_scope_and_names_the_owners_cap(
+    page: Any, login: Any, api_as: Any, shot: Any
+) -> None:
+    rep2, rep4, admin = api_as("rep2"), api_as("rep4"), api_as("admin")
+    rep4_me, rep6 = rep4.get("/me"), api_as("rep6").get("/me")
+    rep4.create_customer(name=f"名下{uuid.uuid4().hex[:6]}商行")  # rep4 owns at least one
+    name = f"分配上限{uuid.uuid4().hex[:6]}有限公司"
+    customer = rep2.create_customer(name=name)
+    post(rep2, f"/customers/{customer['id']}/release", {"pool_id": pool_id(rep2), "reason": "x"})
+
+    def set_cap(cap: int | None) -> None:
+        etag = admin.client.get(f"/users/{rep4_me['id']}").headers["ETag"]
+        res = admin.client.patch(
+            f"/users/{rep4_me['id']}", json={"max_owned_customers": cap}, headers={"If-Match": etag}
+        )
+        res.raise_for_status()
+
+    set_cap(1)
+    try:
+        login(page, "mgr1")
+        open_pool(page)
+        page.get_by_test_id("pool-select-toggle").click()
+        pool_row(page, name).click()
+        page.get_by_test_id("pool-assign").click()
+        page.get_by_test_id("pool-assignee").click()
+        options = page.get_by_test_id("pool-assignee-popup").get_by_test_id("user-option")
+        expect(options.filter(has_text=rep4_me["display_name"])).to_have_count(1)
+        # 华南销售部 is outside mgr1's data scope (华东销售部 and its 杭州分部)
+        expect(options.filter(has_text=rep6["display_name"])).to_have_count(0)
+        shot(page, "pool-assign-picker")
+        options.filter(has_text=rep4_me["display_name"]).click()
+        page.get_by_test_id("pool-assign-confirm").click()
+        outcome = page.get_by_test_id("pool-result-row").filter(has_text=name)
+        expect(outcome).to_have_attribute("data-outcome", "refused")
+        expect(outcome).to_contain_text("名下客户数已达上限（1 个）")
+        shot(page, "pool-assign-owned-cap")
+    finally:
+        set_cap(None)

@@ -413,8 +413,12 @@ export const mergeCustomer = (id: number, otherId: number) =>
 
 // ----- people (transfer, assign, team members) -----
 
-/** Every user with their roles (org.manage only: 403 for everyone else). */
-export const listUsers = () => body(api.GET('/users'))
+/**
+ * Active colleagues by name, for any signed-in user, at most `limit` (≤ 200) ordered by name;
+ * `in_scope` says whether the user's data scope covers them (a transfer's new owner must be).
+ */
+export const userDirectory = (q?: string, limit?: number) =>
+  body(api.GET('/users/directory', { params: { query: { ...(q ? { q } : {}), ...(limit ? { limit } : {}) } } }))
 
 /** The matches carried by a 409 `duplicate-customer` problem, or null for any other error. */
 export function duplicatesOf(err: unknown): DuplicateMatch[] | null {

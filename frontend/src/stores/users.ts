@@ -1,41 +1,37 @@
 /**
- * The people customers can be handed to (transfer, pool assignment, team members).
+ * The colleagues every person picker offers (transfer, pool assignment, team members), from
+ * `GET /users/directory` (any signed-in user: active users by name, with their department).
  *
- * `GET /users` needs org.manage; everyone else gets the users in their own customer data scope from
- * the ranking (`GET /dashboard/ranking`, which lists exactly those users) — for a rep with scope
- * `own` that is only themself, so the actions that need someone else stay hidden.
+ * Each entry says whether the user's customer data scope covers that person (`in_scope`): a
+ * transfer's or an assignment's new owner must be in scope (for a rep with scope `own` that is
+ * only themself, so those actions stay hidden); a team member can be any active colleague.
  */
 import { computed, ref } from 'vue'
-import { fetchRanking, listUsers } from '@/api/endpoints'
-import { ApiError } from '@/api/errors'
-import type { UserRef } from '@/api/types'
+import { userDirectory } from '@/api/endpoints'
+import type { DirectoryEntry } from '@/api/types'
 import { me } from './session'
 
-export const people = ref<UserRef[]>([])
-/** `forbidden`: the user may not list anyone (the actions that need a person are hidden). */
-export const peopleState = ref<'idle' | 'loading' | 'loaded' | 'forbidden' | 'failed'>('idle')
+/** How many the directory is read at once (the server's maximum): a full page may not be everyone. */
+export const DIRECTORY_PAGE = 200
 
-let loading: Promise<UserRef[]> | null = null
-/** Whose list this is (another sign-in on this tab reads its own). */
+/** Who a picker offers: people in the user's data scope (new owners), or any active colleague. */
+export type PeopleScope = 'in-scope' | 'anyone'
+
+export const people = ref<DirectoryEntry[]>([])
+export const peopleState = ref<'idle' | 'loading' | 'loaded' | 'failed'>('idle')
+/** Whether `people` is everyone (less than a page came back), so a search can filter it here. */
+export const peopleComplete = computed(() => peopleState.value === 'loaded' && people.value.length < DIRECTORY_PAGE)
+
+let loading: Promise<DirectoryEntry[]> | null = null
+/** Whose list this is (another sign-in on this tab reads its own: `in_scope` depends on the user). */
 let loadedFor: number | null = null
 
-async function fetchPeople(): Promise<UserRef[]> {
-  try {
-    const users = await listUsers()
-    return users.filter((u) => u.is_active).map((u) => ({ id: u.id, display_name: u.display_name }))
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 403) throw err
-  }
-  const ranking = await fetchRanking('new_customers', 'day')
-  return ranking.rows.map((r) => r.user).sort((a, b) => a.id - b.id)
-}
-
-export function loadPeople(force = false): Promise<UserRef[]> {
+export function loadPeople(force = false): Promise<DirectoryEntry[]> {
   if (peopleState.value === 'loaded' && !force && loadedFor === (me.value?.id ?? null)) return Promise.resolve(people.value)
   if (!loading) {
     const user = me.value?.id ?? null
     peopleState.value = 'loading'
-    loading = fetchPeople()
+    loading = userDirectory(undefined, DIRECTORY_PAGE)
       .then((list) => {
         people.value = list
         peopleState.value = 'loaded'
@@ -44,7 +40,7 @@ export function loadPeople(force = false): Promise<UserRef[]> {
       })
       .catch((err: unknown) => {
         people.value = []
-        peopleState.value = err instanceof ApiError && err.status === 403 ? 'forbidden' : 'failed'
+        peopleState.value = 'failed'
         throw err
       })
       .finally(() => {
@@ -57,7 +53,31 @@ export function loadPeople(force = false): Promise<UserRef[]> {
 export function resetPeople(): void {
   people.value = []
   peopleState.value = 'idle'
+  loadedFor = null
 }
 
-/** Whether there is anyone but the user to hand a customer to. */
-export const hasOtherPeople = computed(() => people.value.some((u) => u.id !== me.value?.id))
+/** Whether a picker for `scope` offers this person (and they are not among `exclude`). */
+export function isOffered(u: DirectoryEntry, scope: PeopleScope, exclude: readonly (number | null | undefined)[] = []): boolean {
+  return (scope === 'anyone' || u.in_scope) && !exclude.includes(u.id)
+}
+
+/** The colleagues whose name contains `keyword`: filtered here when the directory is complete, else asked. */
+export async function searchPeople(keyword: string): Promise<DirectoryEntry[]> {
+  const kw = keyword.trim()
+  const list = await loadPeople()
+  if (!kw) return list
+  if (peopleComplete.value) return list.filter((u) => u.display_name.toLowerCase().includes(kw.toLowerCase()))
+  return userDirectory(kw, DIRECTORY_PAGE)
+}
+
+/**
+ * Whether a picker for `scope` would offer anyone but `exclude`: false until the directory is
+ * loaded. Judged by the people loaded (in an organisation larger than a page, someone in scope
+ * could sort after them; the server cannot be asked for the in-scope people alone).
+ */
+export function anyoneOffered(scope: PeopleScope, exclude: readonly (number | null | undefined)[] = []): boolean {
+  return peopleState.value === 'loaded' && people.value.some((u) => isOffered(u, scope, exclude))
+}
+
+/** Whether there is anyone in the user's data scope but themself to hand a customer to. */
+export const hasOtherPeople = computed(() => anyoneOffered('in-scope', [me.value?.id]))

@@ -41,6 +41,7 @@ export function visitStatusTagType(status: Visit['status']): 'primary' | 'succes
   return 'default'
 }
 
+/** Every kind the server sends, each of which can be kept off the phone (app/schemas/notification.py). */
 export const NOTIFICATION_KINDS = [
   'visit_reminder',
   'missed_reminder',
@@ -49,6 +50,18 @@ export const NOTIFICATION_KINDS = [
   'birthday',
   'anniversary',
   'digest',
+  'stale_opportunity',
+  'payment_overdue',
+  'contract_expiring',
+  'reclaim_warning',
+  'customers_reclaimed',
+  'customers_assigned',
+  'customers_transferred',
+  'customers_transferred_away',
+  'customer_shared',
+  'customers_merged',
+  'customer_frozen',
+  'customer_abandoned',
 ] as const
 
 export const NOTIFICATION_ICONS: Record<string, string> = {
@@ -59,6 +72,18 @@ export const NOTIFICATION_ICONS: Record<string, string> = {
   birthday: 'gift-o',
   anniversary: 'medal-o',
   digest: 'newspaper-o',
+  stale_opportunity: 'underway-o',
+  payment_overdue: 'balance-o',
+  contract_expiring: 'notes-o',
+  reclaim_warning: 'warning-o',
+  customers_reclaimed: 'revoke',
+  customers_assigned: 'manager-o',
+  customers_transferred: 'exchange',
+  customers_transferred_away: 'exchange',
+  customer_shared: 'share-o',
+  customers_merged: 'cluster-o',
+  customer_frozen: 'pause-circle-o',
+  customer_abandoned: 'delete-o',
 }
 
 /** A notification's deep link, if it is a path inside this app (never another origin). */

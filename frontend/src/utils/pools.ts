@@ -44,20 +44,23 @@ export function isHidden(customer: Pick<Customer, 'hidden_fields'> | null | unde
   return !!customer?.hidden_fields?.includes(field)
 }
 
-/** One customer's result of a claim / assign / move, in words. */
+/**
+ * One customer's result of a claim / assign / move, in words. A refusal's wording comes from its
+ * code and structured fields (`until` for the cooling period, `limit` for the daily limit and the
+ * owned-customer cap), never from the English `detail`.
+ */
 export function outcomeText(result: PoolOutcome): string {
   const { t } = i18n.global
   if (result.outcome !== 'refused') return t(`pool.outcome.${result.outcome}`)
-  const detail = result.detail ?? ''
   switch (result.reason) {
     case 'cooling_period': {
-      const until = /after (\S+)$/.exec(detail)?.[1]
-      return until ? t('pool.refusal.coolingUntil', { time: formatDateTime(until) }) : t('pool.refusal.cooling_period')
+      const until = formatDateTime(result.until)
+      return until ? t('pool.refusal.coolingUntil', { time: until }) : t('pool.refusal.cooling_period')
     }
-    case 'daily_limit': {
-      const n = /limit of (\d+)/.exec(detail)?.[1]
-      return n ? t('pool.refusal.dailyLimitOf', { n }) : t('pool.refusal.daily_limit')
-    }
+    case 'daily_limit':
+      return result.limit != null ? t('pool.refusal.dailyLimitOf', { n: result.limit }) : t('pool.refusal.daily_limit')
+    case 'owned_cap':
+      return result.limit != null ? t('pool.refusal.ownedCapOf', { n: result.limit }) : t('pool.refusal.owned_cap')
     case null:
     case undefined:
       return t('pool.outcome.refused')
