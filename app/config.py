@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = 500
     # Pools: how often the reclaim job runs, and how many customers one transaction moves.
     reclaim_interval_seconds: int = 600
-    reclaim_batch_size: int = 2000
+    reclaim_batch_size: int = Field(default=5000, ge=1, le=30_000)
     # Customers in the recycle bin are purged after this many days (B8).
     recycle_bin_retention_days: int = 30
     push_concurrency: int = 20

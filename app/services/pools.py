@@ -18,16 +18,20 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Integer,
     Table,
     and_,
+    any_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -35,11 +39,13 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -60,7 +66,7 @@ from app.models import (
     PoolRule,
     User,
 )
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.schemas.pool import PoolCreate, PoolMemberIn, PoolRuleIn, PoolUpdate
 from app.services import audit, notifications, ownership
 from app.services.ownership import Change
@@ -809,6 +815,9 @@ class RuleSet:
     exclude_signed: bool
     exclude_open_opportunity: bool
     warning_days: int
+    # Users subject to the rules, resolved once per run: inlined, they let the planner use the
+    # owner index (as a subquery PostgreSQL guessed 2 rows and looped; bench/RESULTS.md).
+    member_ids: tuple[int, ...] = ()
 
 
 async def rule_sets(session: AsyncSession) -> list[RuleSet]:
@@ -818,20 +827,26 @@ async def rule_sets(session: AsyncSession) -> list[RuleSet]:
     rules: dict[int, list[PoolRule]] = defaultdict(list)
     for rule in (await session.scalars(select(PoolRule).order_by(PoolRule.kind))).all():
         rules[rule.pool_id].append(rule)
-    return [
-        RuleSet(
-            p.id,
-            p.name,
-            tuple(
-                (r.kind, r.days, tuple(sorted((r.level_days or {}).items()))) for r in rules[p.id]
-            ),
-            p.exclude_signed,
-            p.exclude_open_opportunity,
-            p.warning_days,
+    sets = []
+    for p in pools:
+        if not rules[p.id]:
+            continue
+        members = tuple(sorted((await session.scalars(_pool_members_subquery(p.id))).all()))
+        sets.append(
+            RuleSet(
+                p.id,
+                p.name,
+                tuple(
+                    (r.kind, r.days, tuple(sorted((r.level_days or {}).items())))
+                    for r in rules[p.id]
+                ),
+                p.exclude_signed,
+                p.exclude_open_opportunity,
+                p.warning_days,
+                members,
+            )
         )
-        for p in pools
-        if rules[p.id]
-    ]
+    return sets
 
 
 def _pool_members_subquery(pool_id: int) -> Any:
@@ -902,7 +917,7 @@ def _rule_branches(rules: RuleSet, now: dt.datetime) -> list[tuple[ColumnElement
 def _eligible(rules: RuleSet) -> list[ColumnElement[bool]]:
     """Owned, live, unlocked customers of the pool's members, minus the excluded ones."""
     conditions: list[ColumnElement[bool]] = [
-        Customer.owner_id.in_(_pool_members_subquery(rules.pool_id)),
+        Customer.owner_id.in_(rules.member_ids),
         Customer.deleted_at.is_(None),
         Customer.locked_at.is_(None),
     ]
@@ -934,46 +949,101 @@ async def reclaim_neglected_customers(
     maker: async_sessionmaker[AsyncSession],
     *,
     now: dt.datetime | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
 ) -> int:
     """Move every due customer of every enabled pool into its pool; returns how many (C3).
 
-    Each batch is one transaction: customers, ownership history, timeline and the previous
-    owners' notifications commit together or not at all. Running it again finds nothing due.
+    Each batch is one transaction: the customers and their ownership history and timeline
+    entries commit together or not at all (a failure rolls its batch back and propagates).
+    Running it again finds nothing due. Previous owners hear once per run, after the batches
+    ("12 customers went to the pool"), not once per batch.
     """
     now = now or utcnow()
     async with maker() as session:
         sets = await rule_sets(session)
     total = 0
     for rules in sets:
+        if not rules.member_ids:
+            continue
         due, _ = due_condition(rules, now)
         async with maker() as session:
-            ids = list(
-                (await session.scalars(select(Customer.id).where(due).order_by(Customer.id))).all()
-            )
-        for chunk in _chunks(ids, batch_size):
-            async with transaction(maker) as session:
-                total += await _reclaim_batch(session, rules, chunk, now)
+            found = await session.scalars(select(Customer.id).where(due).order_by(Customer.id))
+            ids = list(found.all())
+        lost: dict[int, _Lost] = {}
+        try:
+            for chunk in _chunks(ids, batch_size):
+                async with transaction(maker) as session:
+                    moved = await _reclaim_batch(session, rules, chunk, now)
+                for owner, batch_lost in moved.items():
+                    lost.setdefault(owner, _Lost()).add(batch_lost)
+                total += sum(item.count for item in moved.values())
+        finally:
+            # Owners of committed batches are told even when a later batch failed.
+            if lost:
+                async with transaction(maker) as session:
+                    await _notify_reclaimed(session, rules, lost, now)
     return total
+
+
+@dataclass
+class _Lost:
+    """What one previous owner lost to a pool in one run."""
+
+    count: int = 0
+    customer_ids: list[int] = field(default_factory=list)
+    examples: list[tuple[str, str]] = field(default_factory=list)  # (name, reason), first few
+
+    def add(self, other: _Lost) -> None:
+        self.count += other.count
+        self.customer_ids += other.customer_ids
+        self.examples += other.examples[: max(0, 5 - len(self.examples))]
+
+
+async def _notify_reclaimed(
+    session: AsyncSession, rules: RuleSet, lost: dict[int, _Lost], now: dt.datetime
+) -> None:
+    drafts = [
+        notifications.Draft(
+            user_id=owner,
+            kind="customers_reclaimed",
+            title=f"{item.count} 个客户已被收回公海「{rules.name}」",
+            body="；".join(f"{name}（{why}）" for name, why in item.examples)
+            + ("等" if item.count > len(item.examples) else ""),
+            link=f"/pools/{rules.pool_id}",
+            data={"pool_id": rules.pool_id, "customer_ids": item.customer_ids[:500]},
+        )
+        for owner, item in sorted(lost.items())
+    ]
+    await notifications.deliver(session, drafts, now)
+
+
+def _in_ids(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
+    """``id IN (...)``; on PostgreSQL one array parameter (asyncpg allows 32,767 parameters)."""
+    if dialect == "postgresql":
+        return Customer.id == any_(cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer)))
+    return Customer.id.in_(ids)
 
 
 async def _reclaim_batch(
     session: AsyncSession, rules: RuleSet, ids: Sequence[int], now: dt.datetime
-) -> int:
-    due, reason = due_condition(rules, now)  # re-checked: a follow-up may have come in since
+) -> dict[int, _Lost]:
+    """Move one batch (re-checking the rules: a follow-up may have come in since the ids were
+    selected); returns per previous owner what they lost."""
+    due, reason = due_condition(rules, now)
+    dialect = session.get_bind().dialect.name
     values = _into_pool_values(rules.pool_id, "", now)
     values["pool_reason"] = reason
-    rows = (
-        await session.execute(
-            update(Customer)
-            .where(Customer.id.in_(ids), due)
-            .values(**values)
-            .returning(Customer.id, Customer.previous_owner_id, Customer.pool_reason, Customer.name)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
+    moved = (
+        update(Customer)
+        .where(_in_ids(ids, dialect), due)
+        .values(**values)
+        .returning(Customer.id, Customer.previous_owner_id, Customer.pool_reason, Customer.name)
+    )
+    if dialect == "postgresql":
+        return await _reclaim_batch_in_one_statement(session, rules, moved, now)
+    rows = (await session.execute(moved.execution_options(synchronize_session=False))).all()
     if not rows:
-        return 0
+        return {}
     await ownership.record(
         session,
         [Change(cid, "reclaimed", prev, None, rules.pool_id, why) for cid, prev, why, _ in rows],
@@ -990,34 +1060,82 @@ async def _reclaim_batch(
                 "entity_id": cid,
                 "customer_id": cid,
                 "action": "reclaimed",
-                "changes": {
-                    "owner_id": {"before": prev, "after": None},
-                    "pool": {"before": None, "after": rules.name},
-                    "reason": {"before": None, "after": why},
-                },
+                "changes": _reclaim_changes(prev, rules.name, why),
             }
             for cid, prev, why, _ in rows
         ],
     )
-    per_owner: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)
+    lost: dict[int, _Lost] = {}
     for cid, prev, why, name in rows:
         if prev is not None:
-            per_owner[prev].append((cid, name, why))
-    drafts = [
-        notifications.Draft(
-            user_id=owner,
-            kind="customers_reclaimed",
-            title=f"{len(items)} 个客户已被收回公海「{rules.name}」",
-            body="；".join(f"{name}（{why}）" for _, name, why in items[:5])
-            + ("等" if len(items) > 5 else ""),
-            link=f"/pools/{rules.pool_id}",
-            data={"pool_id": rules.pool_id, "customer_ids": [cid for cid, _, _ in items]},
-        )
-        for owner, items in sorted(per_owner.items())
-    ]
-    await notifications.deliver(session, drafts, now)
+            item = lost.setdefault(prev, _Lost())
+            item.count += 1
+            item.customer_ids.append(cid)
+            if len(item.examples) < 5:
+                item.examples.append((name, why or ""))
     log.info("reclaimed %d customers into pool %s", len(rows), rules.pool_id)
-    return len(rows)
+    return lost
+
+
+def _reclaim_changes(previous: int | None, pool: str, reason: str | None) -> dict[str, Any]:
+    return {
+        "owner_id": {"before": previous, "after": None},
+        "pool": {"before": None, "after": pool},
+        "reason": {"before": None, "after": reason},
+    }
+
+
+async def _reclaim_batch_in_one_statement(
+    session: AsyncSession, rules: RuleSet, moved_stmt: Any, now: dt.datetime
+) -> dict[int, _Lost]:
+    """PostgreSQL: the UPDATE, both history inserts and the per-owner summary in one statement
+    (data-modifying CTEs), so no row of the batch travels to Python and back."""
+    moved = moved_stmt.cte("moved")
+    at = literal(now, UTCDateTime())
+    history = insert(OwnershipEvent).from_select(
+        ["customer_id", "at", "action", "from_owner_id", "pool_id", "reason"],
+        select(
+            moved.c.id,
+            at,
+            literal("reclaimed"),
+            moved.c.previous_owner_id,
+            literal(rules.pool_id),
+            moved.c.pool_reason,
+        ),
+    )
+    entry = func.jsonb_build_object
+    changes = entry(
+        "owner_id",
+        entry("before", moved.c.previous_owner_id, "after", null()),
+        "pool",
+        entry("before", null(), "after", literal(rules.name)),
+        "reason",
+        entry("before", null(), "after", moved.c.pool_reason),
+    )
+    timeline = insert(AuditEvent).from_select(
+        ["at", "entity", "entity_id", "customer_id", "action", "changes"],
+        select(at, literal("customer"), moved.c.id, moved.c.id, literal("reclaimed"), changes),
+    )
+    summary = (
+        select(
+            moved.c.previous_owner_id,
+            func.count(),
+            func.array_agg(aggregate_order_by(moved.c.id, moved.c.id)),
+            func.array_agg(aggregate_order_by(moved.c.name, moved.c.id)),
+            func.array_agg(aggregate_order_by(moved.c.pool_reason, moved.c.id)),
+        )
+        .where(moved.c.previous_owner_id.is_not(None))
+        .group_by(moved.c.previous_owner_id)
+        .add_cte(history.cte("history"))
+        .add_cte(timeline.cte("timeline"))
+    )
+    lost: dict[int, _Lost] = {}
+    count = 0
+    for owner, n, cids, names, reasons in (await session.execute(summary)).all():
+        lost[owner] = _Lost(n, list(cids), list(zip(names[:5], reasons[:5], strict=True)))
+        count += n
+    log.info("reclaimed %d customers into pool %s", count, rules.pool_id)
+    return lost
 
 
 # --- warnings -----------------------------------------------------------------------------------

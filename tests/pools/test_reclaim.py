@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.models import AuditEvent, Customer, Notification, OwnershipEvent
 from app.models.base import utcnow
-from app.services import notifications, pools
+from app.services import pools
 from tests.factories import auth, make_customer
 from tests.pools.conftest import make_pool
 
@@ -123,25 +124,67 @@ async def test_no_deal_rule_counts_from_the_last_signing(app, client, maker, org
     assert (await owned_by(maker, recent.id)).owner_id == org.rep_a.id
 
 
-async def test_a_failure_rolls_back_the_whole_batch(app, client, maker, org, monkeypatch):
+FAIL_TIMELINE = {
+    "sqlite": [
+        "CREATE TRIGGER fail_timeline BEFORE INSERT ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'timeline store down'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_timeline() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'timeline store down'; END $$",
+        "CREATE TRIGGER fail_timeline BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION fail_timeline()",
+    ],
+}
+HEAL_TIMELINE = {
+    "sqlite": ["DROP TRIGGER fail_timeline"],
+    "postgresql": [
+        "DROP TRIGGER fail_timeline ON audit_events",
+        "DROP FUNCTION fail_timeline()",
+    ],
+}
+
+
+async def _run_sql(maker, statements):
+    async with maker() as session, session.begin():
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def test_a_failure_rolls_back_the_whole_batch(app, client, maker, org):
+    """The timeline insert (the batch's last write) fails: customers and history roll back."""
     await make_pool(client, app, org)
     now = utcnow()
     customers = [
         await make_customer(maker, org.rep_a, owner_assigned_at=now - 60 * DAY) for _ in range(3)
     ]
-
-    async def broken(*args, **kwargs):
-        raise RuntimeError("notification store down")
-
-    monkeypatch.setattr(notifications, "deliver", broken)
-    with pytest.raises(RuntimeError):
-        await pools.reclaim_neglected_customers(maker, now=now)
+    dialect = app.state.engine.dialect.name
+    await _run_sql(maker, FAIL_TIMELINE[dialect])
+    try:
+        with pytest.raises(DBAPIError):
+            await pools.reclaim_neglected_customers(maker, now=now)
+    finally:
+        await _run_sql(maker, HEAL_TIMELINE[dialect])
     for c in customers:
         assert (await owned_by(maker, c.id)).owner_id == org.rep_a.id
     async with maker() as session:
         assert (await session.scalars(select(OwnershipEvent))).all() == []
-    monkeypatch.undo()
+        assert (await session.scalars(select(Notification))).all() == []
     assert await pools.reclaim_neglected_customers(maker, now=now) == 3
+
+
+async def test_owners_hear_once_per_run_whatever_the_batches(app, client, maker, org):
+    await make_pool(client, app, org)
+    now = utcnow()
+    for _ in range(5):
+        await make_customer(maker, org.rep_a, owner_assigned_at=now - 60 * DAY)
+    assert await pools.reclaim_neglected_customers(maker, now=now, batch_size=2) == 5
+    async with maker() as session:
+        notes = (await session.scalars(select(Notification))).all()
+    assert [(n.user_id, n.title) for n in notes] == [
+        (org.rep_a.id, "5 个客户已被收回公海「East pool」")
+    ]
+    assert len(notes[0].data["customer_ids"]) == 5
 
 
 async def test_follow_up_after_selection_keeps_the_customer(app, client, maker, org):
@@ -155,7 +198,7 @@ async def test_follow_up_after_selection_keeps_the_customer(app, client, maker, 
         row.last_follow_up_at = now - DAY
     rules = (await _rule_sets(maker))[0]
     async with maker() as session, session.begin():
-        assert await pools._reclaim_batch(session, rules, [customer.id], now) == 0
+        assert await pools._reclaim_batch(session, rules, [customer.id], now) == {}
 
 
 async def _rule_sets(maker):
