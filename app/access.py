@@ -38,6 +38,7 @@ from app.models import (
     FollowUp,
     Notification,
     Opportunity,
+    Order,
     Pool,
     PoolMember,
     PushSubscription,
@@ -384,6 +385,7 @@ _READ_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[bo
     Visit: _visit_readable,
     Opportunity: _opportunity_readable,
     Contract: _contract_readable,
+    Order: _via_customer(Order.customer_id, _customer_readable),
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }
@@ -395,6 +397,8 @@ _WRITE_RULES: dict[type[Any], Callable[[Principal, dt.datetime], ColumnElement[b
     Visit: _visit_writable,
     Opportunity: _opportunity_writable,
     Contract: _contract_writable,
+    # Orders are a ledger: recorded against a customer one may change, never edited.
+    Order: _via_customer(Order.customer_id, _customer_writable),
     Notification: _own(Notification.user_id),
     PushSubscription: _own(PushSubscription.user_id),
 }

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     idempotency_in_flight_seconds: int = 60
     password_hash_threads: int = 4
     max_body_bytes: int = 1_048_576
+    # Bulk endpoints (10,000 orders in one call) accept larger bodies.
+    max_bulk_body_bytes: int = 16_777_216
     spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
     scheduler_enabled: bool = True
     # Reminders: how late a reminder may still be pushed after downtime; older ones are "missed".

@@ -37,6 +37,7 @@ from app.routers import (
     lifecycle,
     notifications,
     opportunities,
+    orders,
     org,
     pools,
     today,
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opportunities,
         funnel,
         contracts,
+        orders,
         dashboard,
         config,
         org,
@@ -213,7 +215,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens_getter=lambda: app.state.token_settings,
         settings=settings,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        bulk_max_bytes=settings.max_bulk_body_bytes,
+        bulk_paths=("/api/v1/orders/bulk",),
+    )
     app.add_middleware(RequestLogMiddleware)
 
     if (settings.spa_dir / "index.html").is_file():

@@ -156,7 +156,10 @@ class Order(Base):
         ForeignKey("contracts.id", ondelete="SET NULL"), unique=True
     )
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # Where the order was recorded: "contract" (signed here), "api" (an integration), "import".
     source: Mapped[str] = mapped_column(String(16), default="contract")
+    # The sales channel (e.g. 门店, 电商, 直销) for product performance by channel.
+    channel: Mapped[str | None] = mapped_column(String(32), index=True)
     ordered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     cost_cents: Mapped[int] = mapped_column(BigInteger, default=0)

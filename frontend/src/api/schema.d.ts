@@ -1350,6 +1350,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Orders
+         * @description Orders of the customers you may read, newest first.
+         */
+        get: operations["list_orders"];
+        put?: never;
+        /**
+         * Record Order
+         * @description Record an order (201); a known `external_id` answers the recorded order (200).
+         */
+        post: operations["record_order"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record Orders In Bulk
+         * @description Record up to 10,000 orders in one call, all or nothing (422 lists every problem by
+         *     index); orders whose `external_id` is known already are answered as `existing`.
+         */
+        post: operations["record_orders_in_bulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{order_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Order
+         * @description Read one order with its lines.
+         */
+        get: operations["get_order"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipeline-stages/{stage_id}": {
         parameters: {
             query?: never;
@@ -3485,6 +3550,124 @@ export interface components {
             /** Title */
             title?: string | null;
         };
+        /** OrderBulkIn */
+        OrderBulkIn: {
+            /** Orders */
+            orders: components["schemas"]["OrderIn"][];
+        };
+        /** OrderBulkItem */
+        OrderBulkItem: {
+            /** External Id */
+            external_id: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Index
+             * @description Position in the request's `orders`.
+             */
+            index: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "created" | "existing";
+        };
+        /** OrderBulkOut */
+        OrderBulkOut: {
+            /** Created */
+            created: number;
+            /** Existing */
+            existing: number;
+            /** Items */
+            items: components["schemas"]["OrderBulkItem"][];
+        };
+        /** OrderIn */
+        OrderIn: {
+            /**
+             * Channel
+             * @description e.g. 门店, 电商, 直销
+             */
+            channel?: string | null;
+            /** Customer Id */
+            customer_id: number;
+            /**
+             * External Id
+             * @description The order's id in the system it comes from (ERP, POS, shop): posting the same external id again returns the recorded order and changes nothing.
+             */
+            external_id?: string | null;
+            /** Lines */
+            lines: components["schemas"]["OrderLineIn"][];
+            /**
+             * Ordered At
+             * Format: date-time
+             */
+            ordered_at: string;
+        };
+        /** OrderLineIn */
+        OrderLineIn: {
+            /** Product Id */
+            product_id: number;
+            /** Quantity */
+            quantity: number;
+            /**
+             * Unit Cost
+             * @description Defaults to the product's cost.
+             */
+            unit_cost?: number | string | null;
+            /**
+             * Unit Price
+             * @description Defaults to the product's price.
+             */
+            unit_price?: number | string | null;
+        };
+        /** OrderLineOut */
+        OrderLineOut: {
+            /** Product Id */
+            product_id: number;
+            /** Quantity */
+            quantity: number;
+            /** Unit Cost */
+            unit_cost: string;
+            /** Unit Price */
+            unit_price: string;
+        };
+        /** OrderOut */
+        OrderOut: {
+            /**
+             * Amount
+             * @description Sum of quantity × unit price over the lines.
+             */
+            amount: string;
+            /** Channel */
+            channel: string | null;
+            /** Contract Id */
+            contract_id: number | null;
+            /**
+             * Cost
+             * @description Sum of quantity × unit cost over the lines.
+             */
+            cost: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Customer Id */
+            customer_id: number;
+            /** External Id */
+            external_id: string | null;
+            /** Id */
+            id: number;
+            /** Lines */
+            lines: components["schemas"]["OrderLineOut"][];
+            /**
+             * Ordered At
+             * Format: date-time
+             */
+            ordered_at: string;
+            /** Source */
+            source: string;
+        };
         /** OverduePayment */
         OverduePayment: {
             /** Contract Id */
@@ -3547,6 +3730,16 @@ export interface components {
         Page_OpportunityOut_: {
             /** Items */
             items: components["schemas"]["OpportunityOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[OrderOut] */
+        Page_OrderOut_: {
+            /** Items */
+            items: components["schemas"]["OrderOut"][];
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
@@ -9825,6 +10018,211 @@ export interface operations {
             };
             /** @description If-Match header required */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_orders: {
+        parameters: {
+            query?: {
+                customer_id?: number | null;
+                channel?: string | null;
+                ordered_from?: string | null;
+                ordered_to?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OrderOut_"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    record_order: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrderIn"];
+            };
+        };
+        responses: {
+            /** @description Known external id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    record_orders_in_bulk: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrderBulkIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderBulkOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_order: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
