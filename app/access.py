@@ -154,7 +154,7 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
     memberships = (
         await session.execute(
             select(CustomerTeamMember.customer_id, CustomerTeamMember.access)
-            .where(CustomerTeamMember.user_id == user_id, _unexpired(utcnow()))
+            .where(CustomerTeamMember.user_id == user_id, unexpired_member(utcnow()))
             .limit(TEAM_IDS_INLINE_LIMIT + 1)
         )
     ).all()
@@ -265,7 +265,8 @@ def owner_in_scope(
     return or_(own, owner_col.in_(_users_in_subtrees([principal.department_path])))
 
 
-def _unexpired(now: dt.datetime) -> ColumnElement[bool]:
+def unexpired_member(now: dt.datetime) -> ColumnElement[bool]:
+    """Team memberships still in force at ``now``."""
     return or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now)
 
 
@@ -275,7 +276,7 @@ def _team_member(principal: Principal, *, write: bool, now: dt.datetime) -> Colu
     if inline is not None:
         return Customer.id.in_(sorted(inline)) if inline else false()
     members = select(CustomerTeamMember.customer_id).where(
-        CustomerTeamMember.user_id == principal.user_id, _unexpired(now)
+        CustomerTeamMember.user_id == principal.user_id, unexpired_member(now)
     )
     if write:
         members = members.where(CustomerTeamMember.access == "write")

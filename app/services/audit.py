@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import AuditEvent, User
@@ -60,6 +60,34 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def customer_event_row(
+    actor_id: int | None,
+    customer_id: int,
+    action: str,
+    changes: Mapping[str, Any],
+    at: dt.datetime,
+    *,
+    entity: str = "customer",
+    entity_id: int | None = None,
+) -> dict[str, Any]:
+    """One timeline row for ``record_rows`` (bulk changes write their events in one INSERT)."""
+    return {
+        "at": at,
+        "actor_id": actor_id,
+        "entity": entity,
+        "entity_id": customer_id if entity_id is None else entity_id,
+        "customer_id": customer_id,
+        "action": action,
+        "changes": dict(changes),
+    }
+
+
+async def record_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert timeline rows made by ``customer_event_row`` in one statement."""
+    if rows:
+        await session.execute(insert(AuditEvent), list(rows))
 
 
 def customer_event(

@@ -101,13 +101,8 @@ HIDDEN_VALUES: dict[str, dict[str, Any]] = {
 }
 # Audit-trail fields withheld from timeline entries for each hidden field.
 HIDDEN_AUDIT_KEYS: dict[str, tuple[str, ...]] = {
-    "phones": ("phones",),
-    "email": ("email",),
-    "address": ("address",),
-    "location": ("lat", "lng"),
-    "notes": ("notes",),
-    "birth_date": ("birth_date",),
-    "contacts": (),
+    name: tuple(key for key in blanks if key in AUDITED_FIELDS)
+    for name, blanks in HIDDEN_VALUES.items()
 }
 NAME_SIMILARITY_THRESHOLD = 0.8
 MAX_DUPLICATE_MATCHES = 10
@@ -812,8 +807,7 @@ async def _notify_change(
     now = utcnow()
     members = await session.scalars(
         select(CustomerTeamMember.user_id).where(
-            CustomerTeamMember.customer_id == customer.id,
-            or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now),
+            CustomerTeamMember.customer_id == customer.id, access.unexpired_member(now)
         )
     )
     recipients = ({customer.owner_id} | set(members.all())) - {None, principal.user_id}

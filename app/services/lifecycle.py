@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from sqlalchemy.orm import aliased
 
 from app import access
 from app.access import Principal
-from app.db import dialect_insert, transaction
+from app.db import chunks, dialect_insert, transaction
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import (
     AuditEvent,
@@ -80,38 +80,6 @@ OPEN_CONTRACT_STATUSES = frozenset(
 )
 # Ids per IN (...) list in bulk statements (well under every driver's parameter limit).
 CHUNK = 1000
-
-
-def _chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def _event(
-    actor_id: int | None,
-    customer_id: int,
-    action: str,
-    changes: Mapping[str, Any],
-    now: dt.datetime,
-    *,
-    entity: str = "customer",
-    entity_id: int | None = None,
-) -> dict[str, Any]:
-    """One timeline row for a bulk ``insert(AuditEvent)``."""
-    return {
-        "at": now,
-        "actor_id": actor_id,
-        "entity": entity,
-        "entity_id": customer_id if entity_id is None else entity_id,
-        "customer_id": customer_id,
-        "action": action,
-        "changes": dict(changes),
-    }
-
-
-async def _record_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(AuditEvent), list(rows))
 
 
 def _few(names: Sequence[str]) -> str:
@@ -394,7 +362,7 @@ async def _reassign(
             )
         ).all()
     ]
-    for chunk in _chunks([r[0] for r in rows]):
+    for chunk in chunks([r[0] for r in rows], CHUNK):
         await session.execute(
             update(model)
             .where(model.id.in_(chunk))
@@ -433,7 +401,7 @@ async def _hand_over(
         by_previous[m.previous_owner_id].append(cid)
     changed = 0
     for prev, cids in sorted(by_previous.items()):
-        for chunk in _chunks(cids):
+        for chunk in chunks(cids, CHUNK):
             # Still owned by whom the caller saw: a concurrent transfer or reclaim makes the
             # counts differ, and the whole hand-over is refused rather than half applied.
             updated = await session.execute(
@@ -453,7 +421,7 @@ async def _hand_over(
             changed += int(getattr(updated, "rowcount", 0) or 0)
     if changed != len(ids):
         raise Conflict("some of the customers changed owner meanwhile; reload and try again")
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         # The new owner has the customer now; a team membership of theirs would be redundant.
         await session.execute(
             delete(CustomerTeamMember).where(
@@ -472,7 +440,7 @@ async def _hand_over(
             now,
         )
         result.opportunities = len(opp_rows)
-        for chunk in _chunks([r[0] for r in opp_rows]):
+        for chunk in chunks([r[0] for r in opp_rows], CHUNK):
             # Owner history is kept as validity intervals (funnel snapshots read them).
             await session.execute(
                 update(OpportunityHistory)
@@ -507,7 +475,7 @@ async def _hand_over(
                 )
             )
         events += [
-            _event(
+            audit.customer_event_row(
                 principal.user_id,
                 cid,
                 "opportunity_transferred",
@@ -529,7 +497,7 @@ async def _hand_over(
         )
         result.contracts = len(contract_rows)
         events += [
-            _event(
+            audit.customer_event_row(
                 principal.user_id,
                 cid,
                 "contract_transferred",
@@ -546,7 +514,7 @@ async def _hand_over(
             session, Visit, and_(visits, Visit.status == "planned"), to_id, now
         )
         result.visits = len(visit_rows)
-        for chunk in _chunks([r[0] for r in visit_rows]):
+        for chunk in chunks([r[0] for r in visit_rows], CHUNK):
             # Their reminders now go to whoever makes the visit.
             await session.execute(
                 update(Reminder)
@@ -594,8 +562,8 @@ async def _hand_over(
             changes["reason"] = {"before": None, "after": reason}
         if previous_owner_access != "none":
             changes["previous_owner_access"] = {"before": None, "after": previous_owner_access}
-        events.append(_event(principal.user_id, cid, "transferred", changes, now))
-    await _record_events(session, events)
+        events.append(audit.customer_event_row(principal.user_id, cid, "transferred", changes, now))
+    await audit.record_rows(session, events)
 
     drafts: list[notifications.Draft] = []
     names = [m.name for m in moving.values()]
@@ -784,10 +752,6 @@ async def offboard(
 # --- team members (B10) --------------------------------------------------------------------------
 
 
-def _unexpired(now: dt.datetime) -> ColumnElement[bool]:
-    return or_(CustomerTeamMember.expires_at.is_(None), CustomerTeamMember.expires_at > now)
-
-
 def _member_view(member: CustomerTeamMember, display_name: str) -> dict[str, Any]:
     return {
         "user": {"id": member.user_id, "display_name": display_name},
@@ -805,7 +769,7 @@ async def list_members(
     rows = await session.execute(
         select(CustomerTeamMember, User.display_name)
         .join(User, User.id == CustomerTeamMember.user_id)
-        .where(CustomerTeamMember.customer_id == customer_id, _unexpired(utcnow()))
+        .where(CustomerTeamMember.customer_id == customer_id, access.unexpired_member(utcnow()))
         .order_by(CustomerTeamMember.created_at, CustomerTeamMember.id)
     )
     return [_member_view(m, name) for m, name in rows.all()]
@@ -1149,17 +1113,17 @@ async def merge(
         actor_id=principal.user_id,
         at=now,
     )
-    await _record_events(
+    await audit.record_rows(
         session,
         [
-            _event(
+            audit.customer_event_row(
                 principal.user_id,
                 kept.id,
                 "merged",
                 {"merged_from": {"before": None, "after": other.id}, **changes},
                 now,
             ),
-            _event(
+            audit.customer_event_row(
                 principal.user_id,
                 other.id,
                 "merged",

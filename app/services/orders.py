@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import access
 from app.access import Principal
+from app.db import chunks
 from app.errors import Conflict, ValidationFailed, field_error
 from app.models import Customer, Order, OrderLine, Product
 from app.schemas.opportunity import from_cents, to_cents
@@ -31,11 +32,6 @@ from app.services.pagination import fetch_page
 # Rows per IN list / multi-row INSERT (asyncpg binds at most 32,767 parameters per statement).
 CHUNK = 2000
 MAX_ERRORS = 100
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @dataclass
@@ -48,7 +44,7 @@ class Recorded:
 
 async def _ids_in(session: AsyncSession, stmt_for: Any, ids: Sequence[Any]) -> list[Any]:
     rows: list[Any] = []
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         rows += (await session.execute(stmt_for(chunk))).all()
     return rows
 
@@ -142,7 +138,7 @@ async def record_orders(
         new.append((i, order, lines))
 
     try:
-        for batch in _chunks(new, CHUNK // 4):
+        for batch in chunks(new, CHUNK // 4):
             ids = (
                 await session.scalars(
                     insert(Order).returning(Order.id, sort_by_parameter_order=True),
@@ -165,7 +161,7 @@ async def record_orders(
                 for oid, (_, _, lines) in zip(ids, batch, strict=True)
                 for line in lines
             ]
-            for line_batch in _chunks(line_rows):
+            for line_batch in chunks(line_rows, CHUNK):
                 await session.execute(insert(OrderLine), list(line_batch))
             results += [
                 Recorded(i, oid, order.external_id, "created")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +51,7 @@ from sqlalchemy.orm import aliased
 
 from app import access
 from app.access import Principal
-from app.db import dialect_insert, transaction
+from app.db import chunks, dialect_insert, transaction
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import (
     AuditEvent,
@@ -940,11 +940,6 @@ def due_condition(rules: RuleSet, now: dt.datetime) -> tuple[ColumnElement[bool]
     return due, reason
 
 
-def _chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
-
-
 async def reclaim_neglected_customers(
     maker: async_sessionmaker[AsyncSession],
     *,
@@ -971,7 +966,7 @@ async def reclaim_neglected_customers(
             ids = list(found.all())
         lost: dict[int, _Lost] = {}
         try:
-            for chunk in _chunks(ids, batch_size):
+            for chunk in chunks(ids, batch_size):
                 async with transaction(maker) as session:
                     moved = await _reclaim_batch(session, rules, chunk, now)
                 for owner, batch_lost in moved.items():
@@ -1050,18 +1045,12 @@ async def _reclaim_batch(
         actor_id=None,
         at=now,
     )
-    await session.execute(
-        insert(AuditEvent),
+    await audit.record_rows(
+        session,
         [
-            {
-                "at": now,
-                "actor_id": None,
-                "entity": "customer",
-                "entity_id": cid,
-                "customer_id": cid,
-                "action": "reclaimed",
-                "changes": _reclaim_changes(prev, rules.name, why),
-            }
+            audit.customer_event_row(
+                None, cid, "reclaimed", _reclaim_changes(prev, rules.name, why), now
+            )
             for cid, prev, why, _ in rows
         ],
     )
@@ -1194,6 +1183,8 @@ async def upcoming_reclaims(
     for rules in await rule_sets(session):
         if rules.warning_days <= 0:
             continue
+        if owner_id is not None and owner_id not in rules.member_ids:
+            continue  # the pool's rules do not govern this owner
         soon, _ = due_condition(rules, now + dt.timedelta(days=rules.warning_days))
         due_now, _ = due_condition(rules, now)
         conditions = [soon, not_(due_now)]
@@ -1214,7 +1205,7 @@ async def upcoming_reclaims(
         for row in (await session.execute(stmt)).all():
             if row.id in found:
                 continue  # an earlier pool governs it
-            due_at, reason = _due_at(rules, _Row(row))
+            due_at, reason = _due_at(rules, row)
             found[row.id] = Upcoming(
                 row.id,
                 row.owner_id,
@@ -1227,21 +1218,6 @@ async def upcoming_reclaims(
             )
     items = sorted(found.values(), key=lambda u: (u.due_at, u.customer_id))
     return items[:limit] if limit is not None else items
-
-
-class _Row:
-    """A result row whose datetimes are aware UTC (raw SQLite aggregates come back as text)."""
-
-    def __init__(self, row: Any) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._row, name)
-        if isinstance(value, str) and name.endswith("_at"):
-            value = dt.datetime.fromisoformat(value)
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value
 
 
 def days_left(due_at: dt.datetime, now: dt.datetime) -> int:

@@ -405,3 +405,28 @@ async def test_ownership_history_starts_when_a_customer_is_created(app, client, 
         select(OwnershipEvent).where(OwnershipEvent.customer_id == response.json()["id"])
     )
     assert event is not None and (event.action, event.to_owner_id) == ("created", org.rep_a.id)
+
+
+async def test_pool_routes_answer_404_outside_the_pool_and_change_nothing(
+    app, client, maker, org, db
+):
+    pool = await make_pool(client, app, org)
+    customer = await make_customer(maker, None, pool_id=pool["id"])
+    outsider = auth(app, org.rep_d)  # South: not a member
+    base = f"/api/v1/pools/{pool['id']}"
+    ids = {"customer_ids": [customer.id]}
+    calls = [
+        ("GET", base, None),
+        ("GET", f"{base}/customers", None),
+        ("GET", f"{base}/stats?from=2026-11-01&to=2026-11-30", None),
+        ("POST", f"{base}/claim", ids),
+        ("POST", f"{base}/assign", {**ids, "owner_id": org.rep_d.id}),
+        ("POST", f"{base}/move", {**ids, "to_pool_id": pool["id"]}),
+        ("GET", f"/api/v1/customers/{customer.id}", None),
+    ]
+    for method, url, body in calls:
+        response = await client.request(method, url, json=body, headers=outsider)
+        assert response.status_code == 404, (method, url, response.text)
+    await db.rollback()
+    row = await db.get(Customer, customer.id)
+    assert row is not None and (row.owner_id, row.pool_id) == (None, pool["id"])
