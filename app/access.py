@@ -490,3 +490,43 @@ async def readable_ids(
         select(model.id).where(model.id.in_(ids), readable(principal, model))
     )
     return set(rows.all())
+
+
+@dataclass(frozen=True)
+class CustomerScope:
+    """The customer read rule resolved to id sets, for filtering data loaded in bulk (analytics).
+
+    ``owner_ids`` None means every customer (scope ``all``, pools included, as in
+    ``readable``); otherwise a customer is in scope when its owner is in ``owner_ids``, or its id
+    is in ``team_ids``, or it sits in one of ``pool_ids`` — the same rule as ``readable(principal,
+    Customer)``, evaluated once against the small users and team tables.
+    """
+
+    owner_ids: frozenset[int] | None
+    team_ids: frozenset[int]
+    pool_ids: frozenset[int]
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """A hashable identity, for caching results per scope."""
+        owners = None if self.owner_ids is None else tuple(sorted(self.owner_ids))
+        return owners, tuple(sorted(self.team_ids)), tuple(sorted(self.pool_ids))
+
+
+async def customer_scope(session: AsyncSession, principal: Principal) -> CustomerScope:
+    """Resolve the principal's customer read rule to id sets (three small queries at most)."""
+    owner_ids: frozenset[int] | None = None
+    if principal.scope("customer") is not DataScope.ALL:
+        rows = await session.scalars(
+            select(User.id).where(owner_in_scope(principal, "customer", User.id))
+        )
+        owner_ids = frozenset(rows.all())
+    team = principal.team_read_ids
+    if team is None:
+        rows = await session.scalars(
+            select(CustomerTeamMember.customer_id).where(
+                CustomerTeamMember.user_id == principal.user_id, unexpired_member(utcnow())
+            )
+        )
+        team = frozenset(rows.all())
+    return CustomerScope(owner_ids=owner_ids, team_ids=team, pool_ids=principal.pool_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,6 +51,14 @@ class Settings(BaseSettings):
     reclaim_batch_size: int = Field(default=5000, ge=1, le=30_000)
     # Customers in the recycle bin are purged after this many days (B8).
     recycle_bin_retention_days: int = 30
+    # Analytics (Polars): threads per computation (read once at start as POLARS_MAX_THREADS),
+    # computations at once, and how long a loaded frame is reused before its data version is
+    # checked again (0: check on every request).
+    analytics_threads: int = Field(default=min(os.cpu_count() or 1, 4), ge=1, le=64)
+    analytics_workers: int = Field(default=1, ge=1, le=16)
+    analytics_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Auto-tag rules are re-evaluated this often (SPEC H10).
+    tag_rules_interval_seconds: int = Field(default=3600, ge=60)
     push_concurrency: int = 20
     push_max_attempts: int = 8
     # VAPID (RFC 8292). Without a key, one is generated on first start and kept in the database.

@@ -10,9 +10,11 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import Principal, load_principal
+from app.config import Settings
 from app.db import READ_ONLY
 from app.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unauthorized
 from app.security import InvalidToken, TokenSettings, decode_access_token
+from app.services.analytics.frames import AnalyticsStore
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -43,7 +45,19 @@ async def get_session(
         yield session
 
 
+def get_settings_of_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_analytics(request: Request) -> AnalyticsStore:
+    store: AnalyticsStore = request.app.state.analytics
+    return store
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 TokenSettingsDep = Annotated[TokenSettings, Depends(get_token_settings)]
 

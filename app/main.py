@@ -26,6 +26,7 @@ from app.logs import configure_logging
 from app.middleware import BodySizeLimitMiddleware, IdempotencyMiddleware, RequestLogMiddleware
 from app.routers import (
     activities,
+    analytics,
     auth,
     config,
     contacts,
@@ -43,6 +44,7 @@ from app.routers import (
     today,
 )
 from app.security import TokenSettings
+from app.services.analytics.frames import AnalyticsStore
 from app.services.auth import ensure_secret_key
 from app.services.notifications import vapid_keys
 
@@ -166,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if scheduler is not None:
                 await scheduler.stop()
             await app.state.http.aclose()
+            app.state.analytics.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -181,6 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.analytics = AnalyticsStore(
+        settings.database_url,
+        workers=settings.analytics_workers,
+        refresh_seconds=settings.analytics_refresh_seconds,
+    )
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.token_settings = None
@@ -198,6 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications,
         opportunities,
         funnel,
+        analytics,
         contracts,
         orders,
         dashboard,

@@ -75,6 +75,8 @@ def settings(database_url: str) -> Settings:
         log_json=False,
         # The local test push service speaks plain http on loopback.
         push_allow_http=True,
+        # Analytics answers reflect every change at once (no reuse window for loaded frames).
+        analytics_refresh_seconds=0,
     )
 
 
@@ -97,6 +99,7 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
+    app.state.analytics.clear()
     engine = app.state.engine
     # system_settings holds what the app generated at start-up (VAPID keys): keep it.
     tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "system_settings"]

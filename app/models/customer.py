@@ -50,6 +50,8 @@ class Customer(TimestampMixin, VersionedMixin, Base):
         Index("ix_customers_deleted", "deleted_at", "id"),
         Index("ix_customers_location", "lat", "lng"),
         Index("ix_customers_created", "created_at", "id"),
+        # The analytics data version: max(updated_at) from the index, not a scan.
+        Index("ix_customers_updated", "updated_at"),
         # Keyset pages sorted by follow-up time (NULLS LAST both ways, see services.pagination).
         Index("ix_customers_last_follow_up", "last_follow_up_at", "id"),
         Index("ix_customers_next_follow_up", "next_follow_up_at", "id"),
@@ -251,6 +253,8 @@ class CustomerTag(Base):
             postgresql_where=text("removed_at IS NULL"),
         ),
         Index("ix_customer_tags_tag_active", "tag_id", "removed_at"),
+        # The analytics data version of tag history: max(removed_at) from the index.
+        Index("ix_customer_tags_removed", "removed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

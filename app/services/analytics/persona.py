@@ -1,0 +1,290 @@
+"""H1 persona: how two cohorts (default: the window's leads and its signed customers) spread over a
+dimension, which differences are real, and how the shares moved over time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from app.access import CustomerScope
+from app.services.analytics.common import (
+    Cohort,
+    Dimension,
+    Window,
+    bucket_values,
+    cohort_members,
+    revenue_in,
+    tags_at,
+)
+from app.services.analytics.frames import scoped
+
+PERSONA_DEFINITION = """\
+For each bucket of the dimension and each cohort: **count** (customers of the cohort in the
+bucket), **share** = count / cohort size (a customer with several values of a tag group counts in
+each, so shares can sum above 1), **conversion_rate** = the part of those customers who had
+signed by the end of the window, **revenue_cents** = their orders placed in the window. Tag groups
+use the tag history: the tags each customer carried at the end of the window.
+
+With two cohorts: **share_difference** = share(b) − share(a); **lift** = share(b) / share(a);
+a two-proportion **z-test** (pooled, two-sided) gives **z** and **p_value**. The **flag** is
+`acquire_more` when b's share is significantly above a's (p < alpha, default 0.05: with the
+default cohorts, signed customers over-represent the bucket — find more leads like them) and
+`conversion_problem` when a's share is significantly above b's (many leads, few signings). A bucket
+is flagged only when the pooled expected count is at least 5 in both cohorts (the test's validity
+rule). The cohorts may overlap (a lead signed in the same window is in both); the test treats them
+as independent samples, which is conservative for the usual overlap.
+
+`granularity=week|month` adds **trend**: per period (weeks start on Monday, in the business time
+zone), the cohorts re-formed with the period as their window and the shares per bucket at the
+period's end. **tag_cloud**: per cohort, every tag its customers carried at the end of the window,
+weighted by count / the largest count."""
+
+
+@dataclass(frozen=True)
+class PersonaQuery:
+    dimension: Dimension
+    cohort_a: Cohort
+    cohort_b: Cohort | None
+    window: Window
+    granularity: str | None = None
+    alpha: float = 0.05
+    age_cuts: tuple[int, ...] = ()
+    cloud_size: int = 50
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float | None, float | None]:
+    """Pooled two-proportion z-test of x2/n2 vs x1/n1: (z, two-sided p); None when undefined."""
+    if n1 == 0 or n2 == 0:
+        return None, None
+    pooled = (x1 + x2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance <= 0:
+        return None, None
+    z = (x2 / n2 - x1 / n1) / math.sqrt(variance)
+    return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def _members(
+    customers: pl.DataFrame,
+    cohort: Cohort,
+    query: PersonaQuery,
+    frames: Mapping[str, pl.DataFrame],
+) -> pl.DataFrame:
+    found = cohort_members(
+        customers,
+        cohort,
+        query.window,
+        orders=frames.get("orders"),
+        tags=frames.get("customer_tags"),
+    )
+    return found.with_columns(at=pl.lit(query.window.end, dtype=pl.Datetime("us", "UTC")))
+
+
+def _stats(
+    members: pl.DataFrame,
+    query: PersonaQuery,
+    frames: Mapping[str, pl.DataFrame],
+    revenue: pl.DataFrame,
+) -> tuple[int, int, dict[Any, dict[str, Any]]]:
+    size = members.height
+    values = bucket_values(
+        members, query.dimension, frames, tz=query.window.tz, age_cuts=query.age_cuts or (18,)
+    )
+    signed = members.select(
+        "id",
+        converted=(pl.col("signed_at").is_not_null() & (pl.col("signed_at") < pl.col("at"))),
+    ).join(revenue.select("id", "revenue_cents"), on="id", how="left")
+    grouped = (
+        values.join(signed, on="id", how="left")
+        .group_by("value")
+        .agg(
+            count=pl.len(),
+            converted=pl.col("converted").sum(),
+            revenue_cents=pl.col("revenue_cents").fill_null(0).sum(),
+        )
+    )
+    total_revenue = int(members.join(revenue, on="id", how="inner")["revenue_cents"].sum() or 0)
+    buckets = {
+        row["value"]: {
+            "count": row["count"],
+            "share": row["count"] / size if size else 0.0,
+            "conversion_rate": row["converted"] / row["count"] if row["count"] else None,
+            "revenue_cents": int(row["revenue_cents"]),
+        }
+        for row in grouped.iter_rows(named=True)
+    }
+    return size, total_revenue, buckets
+
+
+def _flag(
+    a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, n_a: int, n_b: int, alpha: float
+) -> dict[str, Any]:
+    x1 = a["count"] if a else 0
+    x2 = b["count"] if b else 0
+    z, p = two_proportion_z(x1, n_a, x2, n_b)
+    share_a = x1 / n_a if n_a else 0.0
+    share_b = x2 / n_b if n_b else 0.0
+    pooled = (x1 + x2) / (n_a + n_b) if n_a + n_b else 0.0
+    valid = min(pooled * n_a, pooled * n_b, (1 - pooled) * n_a, (1 - pooled) * n_b) >= 5
+    flag = None
+    if p is not None and p < alpha and valid:
+        flag = "acquire_more" if share_b > share_a else "conversion_problem"
+    return {
+        "share_difference": share_b - share_a,
+        "lift": share_b / share_a if share_a else None,
+        "z": z,
+        "p_value": p,
+        "flag": flag,
+    }
+
+
+def _empty(size: int) -> dict[str, Any]:
+    return {"count": 0, "share": 0.0, "conversion_rate": None, "revenue_cents": 0}
+
+
+def persona(
+    frames: Mapping[str, pl.DataFrame], scope: CustomerScope, query: PersonaQuery
+) -> dict[str, Any]:
+    """Persona comparison (H1)."""
+    customers = scoped(frames["customers"], scope)
+    revenue = revenue_in(frames["orders"], query.window)
+    cohorts: list[tuple[str, Cohort]] = [("a", query.cohort_a)]
+    if query.cohort_b is not None:
+        cohorts.append(("b", query.cohort_b))
+    sizes: dict[str, int] = {}
+    revenues: dict[str, int] = {}
+    stats: dict[str, dict[Any, dict[str, Any]]] = {}
+    members: dict[str, pl.DataFrame] = {}
+    for key, cohort in cohorts:
+        members[key] = _members(customers, cohort, query, frames)
+        sizes[key], revenues[key], stats[key] = _stats(members[key], query, frames, revenue)
+    values = set(stats["a"]) | set(stats.get("b", {}))
+    buckets = []
+    for value in values:
+        a = stats["a"].get(value)
+        entry: dict[str, Any] = {"value": value, "a": a or _empty(sizes["a"])}
+        if "b" in stats:
+            b = stats["b"].get(value)
+            entry["b"] = b or _empty(sizes["b"])
+            entry.update(_flag(a, b, sizes["a"], sizes["b"], query.alpha))
+        buckets.append(entry)
+    buckets.sort(key=lambda e: _order(e, query.dimension))
+    result: dict[str, Any] = {
+        "dimension": query.dimension.key,
+        "dimension_label": query.dimension.label,
+        "window": {"date_from": query.window.date_from, "date_to": query.window.date_to},
+        "alpha": query.alpha,
+        "cohorts": [
+            {"key": k, "spec": c.raw, "size": sizes[k], "revenue_cents": revenues[k]}
+            for k, c in cohorts
+        ],
+        "buckets": buckets,
+        "trend": _trend(customers, cohorts, query, frames) if query.granularity else None,
+        "tag_cloud": (
+            {k: _tag_cloud(members[k], query, frames) for k, _ in cohorts}
+            if "customer_tags" in frames
+            else None
+        ),
+    }
+    return result
+
+
+def _order(entry: Mapping[str, Any], dimension: Dimension) -> tuple[Any, ...]:
+    value = entry["value"]
+    if value is None:
+        return (2, 0, "")
+    if dimension.order:
+        rank = dimension.order.index(value) if value in dimension.order else len(dimension.order)
+        return (0, rank, value)
+    count = max(entry["a"]["count"], entry.get("b", {"count": 0})["count"])
+    return (1, -count, str(value))
+
+
+def _trend(
+    customers: pl.DataFrame,
+    cohorts: list[tuple[str, Cohort]],
+    query: PersonaQuery,
+    frames: Mapping[str, pl.DataFrame],
+) -> list[dict[str, Any]]:
+    """Per period and bucket: each cohort re-formed within the period, shares at its end."""
+    tz = query.window.tz
+    every = "1w" if query.granularity == "week" else "1mo"
+    rows: list[dict[str, Any]] = []
+    counts: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for key, cohort in cohorts:
+        found = cohort_members(
+            customers,
+            cohort,
+            query.window,
+            orders=frames.get("orders"),
+            tags=frames.get("customer_tags"),
+        )
+        if cohort.basis == "all":
+            continue
+        local = pl.col("moment").dt.convert_time_zone(tz)
+        period = local.dt.truncate(every)
+        found = found.with_columns(
+            period=period.dt.date(),
+            at=pl.min_horizontal(
+                period.dt.offset_by(every).dt.convert_time_zone("UTC"),
+                pl.lit(query.window.end, dtype=pl.Datetime("us", "UTC")),
+            ),
+        )
+        values = bucket_values(
+            found, query.dimension, frames, tz=tz, age_cuts=query.age_cuts or (18,)
+        ).join(found.select("id", "period"), on="id")
+        sizes = found.group_by("period").agg(size=pl.len())
+        per = values.group_by("period", "value").agg(count=pl.len()).join(sizes, on="period")
+        for period, value, count, size in per.select(
+            "period", "value", "count", "size"
+        ).iter_rows():
+            counts.setdefault((period, value), {})[key] = (count, size)
+        for period, size in sizes.iter_rows():
+            counts.setdefault((period, "\0size"), {})[key] = (size, size)
+    periods = sorted({p for p, v in counts if v != "\0size"})
+    values_seen = {v for _, v in counts if v != "\0size"}
+    for period in periods:
+        sizes_in = counts.get((period, "\0size"), {})
+        for value in sorted(values_seen, key=lambda v: (v is None, str(v))):
+            cell = counts.get((period, value), {})
+            row: dict[str, Any] = {"period": period, "value": value}
+            for key, _ in cohorts:
+                count = cell.get(key, (0, 0))[0]
+                size = sizes_in.get(key, (0, 0))[0]
+                row[f"{key}_count"] = count
+                row[f"{key}_share"] = count / size if size else None
+            rows.append(row)
+    return rows
+
+
+def _tag_cloud(
+    members: pl.DataFrame, query: PersonaQuery, frames: Mapping[str, pl.DataFrame]
+) -> list[dict[str, Any]]:
+    spans = tags_at(frames["customer_tags"], query.window.end).join(
+        members.select(pl.col("id").alias("customer_id")), on="customer_id", how="semi"
+    )
+    counted = (
+        spans.group_by("tag_id")
+        .agg(count=pl.col("customer_id").n_unique())
+        .join(frames["tags"], on="tag_id")
+        .sort(["count", "tag_id"], descending=[True, False])
+        .head(query.cloud_size)
+    )
+    top = counted["count"].max() if counted.height else 0
+    return [
+        {
+            "tag_id": row["tag_id"],
+            "tag": row["tag"],
+            "tag_group": row["tag_group"],
+            "count": row["count"],
+            "weight": row["count"] / top if top else 0.0,
+        }
+        for row in counted.iter_rows(named=True)
+    ]
+
+
+persona.__doc__ = PERSONA_DEFINITION
