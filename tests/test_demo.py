@@ -37,6 +37,8 @@ from app.models import (
     CustomerTag,
     CustomFieldDefinition,
     Department,
+    Order,
+    OrderLine,
     Role,
     Tag,
     TagGroup,
@@ -600,7 +602,7 @@ async def test_demo_logins_see_their_data_scope_through_the_api(app, client, mak
 
 
 async def test_deals_have_history_contracts_and_orders_that_agree(seeded):
-    from app.models import Contract, Opportunity, OpportunityHistory, Order, Pipeline
+    from app.models import Contract, Opportunity, OpportunityHistory, Pipeline
 
     maker, _ = seeded
     assert (
@@ -635,4 +637,57 @@ async def test_deals_have_history_contracts_and_orders_that_agree(seeded):
     signed = await _scalar(
         maker, select(func.count()).select_from(Contract).where(Contract.signed_at.is_not(None))
     )
-    assert await _scalar(maker, select(func.count()).select_from(Order)) == signed
+    contract_orders = select(func.count()).select_from(Order).where(Order.source == "contract")
+    assert await _scalar(maker, contract_orders) == signed
+
+
+async def test_repeat_orders_follow_signing_and_add_up(seeded):
+    maker, _summary = seeded
+    orders = await _rows(
+        maker,
+        select(Order.id, Order.ordered_at, Order.amount_cents, Order.channel, Customer.signed_at)
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(Order.source == "api"),
+    )
+    assert len(orders) > N // 10
+    assert all(signed is not None and placed >= signed + dt.timedelta(days=7) for
+               _i, placed, _a, _c, signed in orders)  # fmt: skip
+    assert all(placed <= NOW for _i, placed, *_rest in orders)
+    assert {channel for *_rest, channel, _s in orders} == {"直销", "线上商城", "代理商"}
+    totals = dict(
+        await _rows(
+            maker,
+            select(
+                OrderLine.order_id, func.sum(OrderLine.quantity * OrderLine.unit_price_cents)
+            ).group_by(OrderLine.order_id),
+        )
+    )
+    assert all(totals[order_id] == amount for order_id, _p, amount, *_rest in orders)
+    # Some customers buy again and again (retention, RFM), some bundles recur (basket).
+    per_customer = await _rows(
+        maker,
+        select(Order.customer_id, func.count())
+        .where(Order.source == "api")
+        .group_by(Order.customer_id),
+    )
+    assert max(n for _c, n in per_customer) >= 5
+
+
+async def test_young_leads_sign_less_and_the_early_twenties_more(seeded):
+    """The seed's persona example: leads skew 18–20, signed customers 20–25."""
+    maker, _summary = seeded
+    rows = await _rows(
+        maker,
+        select(Customer.birth_date, Customer.created_at, Customer.deal_status).where(
+            Customer.birth_date.is_not(None)
+        ),
+    )
+    overall = sum(1 for *_r, status in rows if status == "signed") / len(rows)
+
+    def rate(low: int, high: int) -> float:
+        group = [status for birth, created, status in rows
+                 if low <= (created.date() - birth).days // 365.25 <= high]  # fmt: skip
+        return sum(1 for s in group if s == "signed") / len(group)
+
+    assert rate(18, 20) < 0.5 * overall
+    assert rate(21, 25) > 1.5 * overall

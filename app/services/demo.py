@@ -326,7 +326,7 @@ _CUSTOM_FIELDS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 
 # (band, lowest age, highest age, share of private customers)
 _AGE_BANDS: tuple[tuple[str, int, int, float], ...] = (
-    ("18-25", 18, 25, 15), ("26-35", 26, 35, 32), ("36-45", 36, 45, 26), ("46-60", 46, 60, 19),
+    ("18-25", 18, 25, 30), ("26-35", 26, 35, 32), ("36-45", 36, 45, 26), ("46-60", 46, 60, 19),
     ("60+", 61, 78, 8),
 )  # fmt: skip
 

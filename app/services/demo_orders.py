@@ -58,6 +58,8 @@ async def write_repeat_orders(session: AsyncSession, rng: random.Random, now: dt
     orders: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
     for customer_id, signed_at, level in signed:
+        if signed_at is None:
+            continue
         gap = GAP_DAYS.get(level or "C", 130)
         # A quarter of the customers stop buying at some point.
         stops_at = (
@@ -100,9 +102,9 @@ async def write_repeat_orders(session: AsyncSession, rng: random.Random, now: dt
             next_order += 1
             moment += dt.timedelta(days=max(7.0, rng.gauss(gap, gap / 3)))
     for start in range(0, len(orders), 2000):
-        await session.execute(insert(Order.__table__), orders[start : start + 2000])
+        await session.execute(insert(Order), orders[start : start + 2000])
     for start in range(0, len(lines), 2000):
-        await session.execute(insert(OrderLine.__table__), lines[start : start + 2000])
+        await session.execute(insert(OrderLine), lines[start : start + 2000])
     if orders and (await session.connection()).dialect.name == "postgresql":
         await session.execute(
             select(func.setval(func.pg_get_serial_sequence("orders", "id"), next_order - 1))

@@ -174,6 +174,7 @@ class AnalyticsStore:
     # A frame younger than this is reused without checking its version (bounded staleness).
     refresh_seconds: float = 0.0
     _executor: ThreadPoolExecutor = field(init=False)
+    _loader: ThreadPoolExecutor = field(init=False)
     _cache: dict[str, _Entry] = field(init=False, default_factory=dict)
     _loading: dict[tuple[str, tuple[Any, ...]], asyncio.Future[pl.DataFrame]] = field(
         init=False, default_factory=dict
@@ -183,6 +184,9 @@ class AnalyticsStore:
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="kehu-analytics"
         )
+        # Frames load side by side (each is one COPY on its own connection; the database does
+        # most of the work), apart from the computations.
+        self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kehu-analytics-load")
         url = make_url(self.database_url)
         self.dialect = url.get_backend_name()
         if self.dialect == "postgresql":
@@ -192,6 +196,7 @@ class AnalyticsStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._loader.shutdown(wait=False, cancel_futures=True)
         self._cache.clear()
 
     def clear(self) -> None:
@@ -246,7 +251,8 @@ class AnalyticsStore:
         key = (spec.name, version)
         pending = self._loading.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self.run(self._load, spec))
+            loop = asyncio.get_running_loop()
+            pending = asyncio.ensure_future(loop.run_in_executor(self._loader, self._load, spec))
             self._loading[key] = pending
             try:
                 frame = await pending

@@ -186,7 +186,7 @@ def persona(
         "trend": _trend(customers, cohorts, query, frames) if query.granularity else None,
         "tag_cloud": (
             {k: _tag_cloud(members[k], query, frames) for k, _ in cohorts}
-            if "customer_tags" in frames
+            if "customer_tags" in frames and query.cloud_size
             else None
         ),
     }
