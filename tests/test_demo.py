@@ -45,6 +45,7 @@ from app.models import (
     User,
     user_roles,
 )
+from app.models.base import utcnow
 from app.security import verify_password
 from app.services import config as config_service
 from app.services import pools
@@ -652,7 +653,7 @@ async def test_repeat_orders_follow_signing_and_add_up(seeded):
     assert len(orders) > N // 10
     assert all(signed is not None and placed >= signed + dt.timedelta(days=7) for
                _i, placed, _a, _c, signed in orders)  # fmt: skip
-    assert all(placed <= NOW for _i, placed, *_rest in orders)
+    assert all(placed <= utcnow() for _i, placed, *_rest in orders)
     assert {channel for *_rest, channel, _s in orders} == {"直销", "线上商城", "代理商"}
     totals = dict(
         await _rows(
