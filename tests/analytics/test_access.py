@@ -142,3 +142,23 @@ async def test_a_changed_customer_shows_in_the_next_persona(app, client, maker, 
     second = (await client.get(url, headers=headers)).json()
     assert [b["value"] for b in first["buckets"]] == ["A"]
     assert [b["value"] for b in second["buckets"]] == ["C"]
+
+
+async def test_orders_moved_by_a_merge_count_for_the_kept_customer(app, client, maker, org):
+    kept = await make_customer(maker, org.rep_a, name="保留客户")
+    duplicate = await make_customer(maker, org.rep_a, name="重复客户")
+    await add_order(maker, kept, at("2026-03-01"), 100)
+    await add_order(maker, duplicate, at("2026-04-01"), 200)
+    headers = auth(app, org.admin)
+    before = (await client.get(f"/api/v1/analytics/rfm?{WINDOW}", headers=headers)).json()
+    assert sorted(i["monetary_cents"] for i in before["items"]) == [100, 200]
+    response = await client.post(
+        f"/api/v1/customers/{kept.id}/merge",
+        json={"other_id": duplicate.id},
+        headers={**headers, "If-Match": f'"{kept.version}"'},
+    )
+    assert response.status_code == 200, response.text
+    after = (await client.get(f"/api/v1/analytics/rfm?{WINDOW}", headers=headers)).json()
+    assert [(i["customer_id"], i["monetary_cents"], i["frequency"]) for i in after["items"]] == [
+        (kept.id, 300, 2)
+    ]

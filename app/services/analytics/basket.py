@@ -15,14 +15,15 @@ from app.services.analytics.common import Window
 from app.services.analytics.frames import of_customers, scoped
 
 BASKET_DEFINITION = """\
-A **transaction** is an order placed in the window by a customer in scope; its items are the
-distinct products on its lines. The **support** of an item set = transactions containing all of
-it / transactions. Frequent item sets have support ≥ `min_support` (Apriori, up to `max_len`
-items). A **rule** X → Y splits a frequent item set into antecedent X and consequent Y:
-**confidence** = support(X ∪ Y) / support(X), **lift** = confidence / support(Y) (> 1: bought
-together more often than chance). Rules with confidence ≥ `min_confidence` are listed, highest lift
-first. **Recommendations** for a customer come from rules whose antecedent the customer has bought
-(ever) and whose single consequent they have not, best confidence first."""
+A **transaction** is an order with lines placed in the window by a customer in scope (orders
+recorded as an amount only have no items); its items are the distinct products on its lines.
+The **support** of an item set = transactions containing all of it / transactions. Frequent item
+sets have support ≥ `min_support` (Apriori, up to `max_len` items). A **rule** X → Y splits a
+frequent item set into antecedent X and consequent Y: **confidence** = support(X ∪ Y) /
+support(X), **lift** = confidence / support(Y) (> 1: bought together more often than chance).
+Rules with confidence ≥ `min_confidence` are listed, highest lift first. **Recommendations** for
+a customer come from rules whose antecedent the customer has bought (ever) and whose single
+consequent they have not, best confidence first."""
 
 MAX_ITEMSETS = 20_000
 

@@ -96,7 +96,8 @@ CUSTOMER_TAGS = FrameSpec(
     "customer_tags",
     "SELECT customer_id, tag_id, added_at, removed_at FROM customer_tags",
     {"customer_id": "int", "tag_id": "int", "added_at": "datetime", "removed_at": "datetime"},
-    "(SELECT max(id) FROM customer_tags), (SELECT max(removed_at) FROM customer_tags)",
+    "(SELECT max(id) FROM customer_tags), (SELECT max(removed_at) FROM customer_tags), "
+    "(SELECT max(deleted_at) FROM customers)",  # a merge moves the duplicate's tags
 )
 TAGS = FrameSpec(
     "tags",
@@ -116,7 +117,9 @@ ORDERS = FrameSpec(
         "cost_cents": "int",
         "channel": "str",
     },
-    "(SELECT max(id) FROM orders)",
+    # New orders raise max(id); merging customers moves orders to the survivor and soft-deletes
+    # the merged one, which raises max(deleted_at) (an index) — orders are otherwise never edited.
+    "(SELECT max(id) FROM orders), (SELECT max(deleted_at) FROM customers)",
 )
 ORDER_LINES = FrameSpec(
     "order_lines",

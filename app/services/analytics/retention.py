@@ -20,7 +20,8 @@ their first (month 0 is therefore 1.0); months that have not begun yet are null.
 **repeat_purchase_rate** = customers with two or more orders / customers with at least one.
 **churn_risk** lists customers with at least two orders whose time since their last order exceeds
 `churn_factor` × their mean gap between orders (mean gap = (last − first) / (orders − 1)), most
-overdue first; `overdue_ratio` = days since the last order / mean gap."""
+overdue first; `overdue_ratio` = days since the last order / mean gap. Customers whose orders
+all fall at one instant have no rhythm to be overdue against and are not listed."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def _month_index(column: str, tz: str) -> pl.Expr:
 def churn_table(orders: pl.DataFrame, now: dt.datetime, factor: float) -> pl.DataFrame:
     """(id, orders, last_order_at, mean_gap_days, days_since, overdue_ratio, churn_risk) for
     customers with two or more orders (scoped ``orders``)."""
-    day = 86400.0
+    day = 86_400_000_000.0  # microseconds
     per = (
         orders.group_by("customer_id")
         .agg(
@@ -53,10 +54,10 @@ def churn_table(orders: pl.DataFrame, now: dt.datetime, factor: float) -> pl.Dat
     )
     now_lit = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
     per = per.with_columns(
-        mean_gap_days=(pl.col("last_order_at") - pl.col("first")).dt.total_seconds()
+        mean_gap_days=(pl.col("last_order_at") - pl.col("first")).dt.total_microseconds()
         / day
         / (pl.col("orders") - 1),
-        days_since=(now_lit - pl.col("last_order_at")).dt.total_seconds() / day,
+        days_since=(now_lit - pl.col("last_order_at")).dt.total_microseconds() / day,
     ).filter(pl.col("mean_gap_days") > 0)
     return per.select(
         pl.col("customer_id").alias("id"),
