@@ -41,6 +41,7 @@ from app.routers import (
     orders,
     org,
     pools,
+    tag_rules,
     today,
 )
 from app.security import TokenSettings
@@ -156,7 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.http = http_client()
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = KehuScheduler(engine, maker, settings, app.state.http)
+            scheduler = KehuScheduler(
+                engine, maker, settings, app.state.http, analytics=app.state.analytics
+            )
             await scheduler.start()
         app.state.scheduler = scheduler
         log.info(
@@ -211,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         orders,
         dashboard,
         config,
+        tag_rules,
         org,
     ):
         api.include_router(module.router)

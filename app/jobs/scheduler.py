@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs import housekeeping, lifecycle, pool, reminders
+from app.jobs import housekeeping, lifecycle, pool, reminders, tag_rules
+from app.services.analytics.frames import AnalyticsStore
 
 log = logging.getLogger("kehu.scheduler")
 
@@ -41,6 +42,7 @@ class KehuScheduler:
         *,
         leader_retry_seconds: float = 10.0,
         lock_check_seconds: float = 5.0,
+        analytics: AnalyticsStore | None = None,
     ) -> None:
         self.engine = engine
         self.maker = maker
@@ -53,6 +55,12 @@ class KehuScheduler:
         self._aps = AsyncIOScheduler(timezone="UTC")
         self._lock_conn: AsyncConnection | None = None
         self._leader_task: asyncio.Task[None] | None = None
+        # Auto-tag rules load frames through an analytics store: the web app's when given,
+        # otherwise one of the scheduler's own (``kehu scheduler`` runs without the web app).
+        self._owns_analytics = analytics is None
+        self.analytics = analytics or AnalyticsStore(
+            engine.url.render_as_string(hide_password=False), workers=1
+        )
         self._add_jobs()
 
     def _add_jobs(self) -> None:
@@ -100,6 +108,13 @@ class KehuScheduler:
                 600,
                 300,
             ),
+            (
+                "evaluate_tag_rules",
+                tag_rules.evaluate_tag_rules,
+                [maker, settings, self.analytics],
+                settings.tag_rules_interval_seconds,
+                600,
+            ),
         ]
         for job_id, func, args, seconds, grace in jobs:
             self._aps.add_job(
@@ -133,6 +148,8 @@ class KehuScheduler:
                 await self._leader_task
         self._aps.shutdown(wait=False)
         await self._release_lock()
+        if self._owns_analytics:
+            self.analytics.close()
 
     def _become_leader(self) -> None:
         self.is_leader = True

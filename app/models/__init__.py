@@ -49,6 +49,7 @@ from app.models.org import (
     user_roles,
 )
 from app.models.pool import ClaimCounter, OwnershipEvent, Pool, PoolMember, PoolRule
+from app.models.tag_rule import TagRule
 
 __all__ = [
     "AuditEvent",
@@ -91,6 +92,7 @@ __all__ = [
     "SystemSetting",
     "Tag",
     "TagGroup",
+    "TagRule",
     "Target",
     "User",
     "Visit",
