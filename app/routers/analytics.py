@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.access import get_readable
 from app.deps import AnalyticsDep, CurrentPrincipal, SessionDep, SettingsDep
@@ -62,6 +62,15 @@ from app.services.analytics.value import (
 
 router = APIRouter(tags=["analytics"])
 
+
+def get_analysis(
+    principal: CurrentPrincipal, session: SessionDep, store: AnalyticsDep, settings: SettingsDep
+) -> service.Analysis:
+    return service.Analysis(session, principal, store, settings.business_timezone)
+
+
+AnalysisDep = Annotated[service.Analysis, Depends(get_analysis)]
+
 DateFrom = Annotated[
     dt.date | None,
     Query(description="First day of the window (business time zone); default a year ago."),
@@ -70,10 +79,10 @@ DateTo = Annotated[dt.date | None, Query(description="Last day of the window; de
 
 
 @router.get("/analytics/dimensions", response_model=list[DimensionOut], responses=problems())
-async def list_dimensions(principal: CurrentPrincipal, session: SessionDep) -> list[DimensionOut]:
+async def list_dimensions(analysis: AnalysisDep) -> list[DimensionOut]:
     """The dimensions personas and segments can group by: customer fields, `age_band`, every
     tag group (`tag_group:<id>`) and select/text custom fields (`custom:<key>`)."""
-    return [DimensionOut.model_validate(d) for d in await service.dimensions(session)]
+    return [DimensionOut.model_validate(d) for d in await service.dimensions(analysis.session)]
 
 
 @router.get(
@@ -83,10 +92,7 @@ async def list_dimensions(principal: CurrentPrincipal, session: SessionDep) -> l
     description="Persona comparison (SPEC H1).\n\n" + PERSONA_DEFINITION + "\n\n" + COHORT_DOC,
 )
 async def get_persona(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     dimension: Annotated[str, Query(description="See GET /analytics/dimensions.")],
     cohort_a: Annotated[str, Query(max_length=500, description="Cohort a (the leads).")] = (
         "created"
@@ -103,9 +109,9 @@ async def get_persona(
     ] = None,
     tag_cloud_size: Annotated[int, Query(ge=0, le=200)] = 50,
 ) -> PersonaOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     cuts = parse_age_cuts(age_bands)
-    dim = parse_dimension(dimension, await service.catalog(session), age_cuts=cuts)
+    dim = parse_dimension(dimension, await analysis.catalog(), age_cuts=cuts)
     query = PersonaQuery(
         dimension=dim,
         cohort_a=parse_cohort(cohort_a, param="cohort_a"),
@@ -117,7 +123,7 @@ async def get_persona(
         cloud_size=tag_cloud_size,
     )
     frames = ["orders", "customer_tags", "tags", *service.frames_for([dim])]
-    result = await service.compute(session, store, principal, frames, persona, query)
+    result = await analysis.run(frames, persona, query)
     return PersonaOut.model_validate(result)
 
 
@@ -132,10 +138,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     description="Segments (SPEC H2).\n\n" + SEGMENTS_DEFINITION + "\n\n" + COHORT_DOC,
 )
 async def get_segments(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     dimensions: Annotated[
         str, Query(max_length=300, description="1–3 dimension keys, comma-separated.")
     ],
@@ -147,9 +150,9 @@ async def get_segments(
     date_to: DateTo = None,
     age_bands: Annotated[str | None, Query(max_length=100)] = None,
 ) -> SegmentsOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     cuts = parse_age_cuts(age_bands)
-    cat = await service.catalog(session)
+    cat = await analysis.catalog()
     keys = [k.strip() for k in dimensions.split(",") if k.strip()]
     if not 1 <= len(keys) <= 3:
         raise ValidationFailed(
@@ -175,7 +178,7 @@ async def get_segments(
     if "tag" in parsed.ids:
         frames += ["customer_tags", "tags"]
     query = SegmentsQuery(dims, measure, parsed, win, cuts)
-    result = await service.compute(session, store, principal, frames, segments, query)
+    result = await analysis.run(frames, segments, query)
     return SegmentsOut.model_validate(result)
 
 
@@ -186,19 +189,16 @@ async def get_segments(
     description="RFM (SPEC H3).\n\n" + RFM_DEFINITION,
 )
 async def get_rfm(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     segment: RfmSegment | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> RfmOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     query = RfmQuery(win, segment, limit, offset)
-    result = await service.compute(session, store, principal, ["orders"], rfm, query)
+    result = await analysis.run(["orders"], rfm, query)
     return RfmOut.model_validate(result)
 
 
@@ -209,19 +209,16 @@ async def get_rfm(
     description="Value matrix (SPEC H4).\n\n" + VALUE_MATRIX_DEFINITION,
 )
 async def get_value_matrix(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     sales_threshold_cents: Annotated[float | None, Query(ge=0)] = None,
     margin_threshold: Annotated[float | None, Query(ge=-100, le=1)] = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> ValueMatrixOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     query = ValueMatrixQuery(win, sales_threshold_cents, margin_threshold, limit)
-    result = await service.compute(session, store, principal, ["orders"], value_matrix, query)
+    result = await analysis.run(["orders"], value_matrix, query)
     return ValueMatrixOut.model_validate(result)
 
 
@@ -232,19 +229,16 @@ async def get_value_matrix(
     description="Customer pyramid (SPEC H5).\n\n" + PYRAMID_DEFINITION,
 )
 async def get_pyramid(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     cuts: Annotated[
         str | None, Query(max_length=50, description="Three increasing percentages: 1,5,20.")
     ] = None,
 ) -> PyramidOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     query = PyramidQuery(win, parse_cuts(cuts))
-    result = await service.compute(session, store, principal, ["orders"], pyramid, query)
+    result = await analysis.run(["orders"], pyramid, query)
     return PyramidOut.model_validate(result)
 
 
@@ -255,19 +249,14 @@ async def get_pyramid(
     description="Retention and churn (SPEC H6).\n\n" + RETENTION_DEFINITION,
 )
 async def get_retention(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     months: Annotated[int, Query(ge=1, le=60)] = 12,
     churn_factor: Annotated[float, Query(gt=0, le=100)] = 2.0,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> RetentionOut:
-    query = RetentionQuery(
-        utcnow(), settings.business_timezone, months, churn_factor, limit, offset
-    )
-    result = await service.compute(session, store, principal, ["orders"], retention, query)
+    query = RetentionQuery(utcnow(), analysis.tz, months, churn_factor, limit, offset)
+    result = await analysis.run(["orders"], retention, query)
     return RetentionOut.model_validate(result)
 
 
@@ -285,10 +274,7 @@ MaxLen = Annotated[int, Query(ge=2, le=4, description="Largest item set.")]
     description="Basket analysis (SPEC H7).\n\n" + BASKET_DEFINITION,
 )
 async def get_basket(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     min_support: MinSupport = 0.01,
@@ -296,10 +282,10 @@ async def get_basket(
     max_len: MaxLen = 3,
     limit: Limit = 100,
 ) -> BasketOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     query = BasketQuery(win, min_support, min_confidence, max_len, limit)
     frames = ["orders", "order_lines", "products"]
-    result = await service.compute(session, store, principal, frames, basket, query)
+    result = await analysis.run(frames, basket, query)
     return BasketOut.model_validate(result)
 
 
@@ -312,21 +298,16 @@ async def get_basket(
 )
 async def get_recommendations(
     customer_id: int,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     min_support: MinSupport = 0.01,
     min_confidence: MinConfidence = 0.2,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> list[Recommendation]:
-    await get_readable(session, principal, Customer, customer_id)
-    win = service.analysis_window(settings.business_timezone, None, None)
+    await get_readable(analysis.session, analysis.principal, Customer, customer_id)
+    win = analysis.window(None, None)
     query = BasketQuery(win, min_support, min_confidence, 3, limit)
     frames = ["orders", "order_lines", "products"]
-    result = await service.compute(
-        session, store, principal, frames, recommendations, customer_id, query
-    )
+    result = await analysis.run(frames, recommendations, customer_id, query)
     return [Recommendation.model_validate(r) for r in result]
 
 
@@ -337,16 +318,13 @@ async def get_recommendations(
     description="Lead scoring (SPEC H8).\n\n" + LEAD_SCORE_DEFINITION,
 )
 async def get_lead_scores(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> LeadScoresOut:
-    query = LeadQuery(utcnow(), settings.business_timezone, limit, offset)
+    query = LeadQuery(utcnow(), analysis.tz, limit, offset)
     frames = ["customer_tags", "tags"]
-    result = await service.compute(session, store, principal, frames, lead_scores, query)
+    result = await analysis.run(frames, lead_scores, query)
     return LeadScoresOut.model_validate(result)
 
 
@@ -357,17 +335,12 @@ async def get_lead_scores(
     description="Product performance (SPEC H9).\n\n" + PRODUCTS_DEFINITION,
 )
 async def get_products(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    store: AnalyticsDep,
-    settings: SettingsDep,
+    analysis: AnalysisDep,
     by: Literal["product", "category", "channel"] = "product",
     date_from: DateFrom = None,
     date_to: DateTo = None,
 ) -> ProductsOut:
-    win = service.analysis_window(settings.business_timezone, date_from, date_to)
+    win = analysis.window(date_from, date_to)
     frames = ["orders", "order_lines", "products"]
-    result = await service.compute(
-        session, store, principal, frames, products, ProductsQuery(win, by)
-    )
+    result = await analysis.run(frames, products, ProductsQuery(win, by))
     return ProductsOut.model_validate(result)

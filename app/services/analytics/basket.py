@@ -123,9 +123,7 @@ def window_lines(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, win: Window
 ) -> pl.DataFrame:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).filter(
-        (pl.col("ordered_at") >= win.start) & (pl.col("ordered_at") < win.end)
-    )
+    orders = of_customers(frames["orders"], customers).pipe(win.orders)
     return frames["order_lines"].join(orders.select("order_id"), on="order_id", how="semi")
 
 

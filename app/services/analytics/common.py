@@ -60,6 +60,14 @@ class Window:
     def days(self) -> int:
         return (self.date_to - self.date_from).days + 1
 
+    def contains(self, column: str) -> pl.Expr:
+        """Rows whose ``column`` moment falls in the window (start included, end not)."""
+        return (pl.col(column) >= self.start) & (pl.col(column) < self.end)
+
+    def orders(self, orders: pl.DataFrame) -> pl.DataFrame:
+        """The orders placed in the window."""
+        return orders.filter(self.contains("ordered_at"))
+
 
 def window(
     date_from: dt.date | None,
@@ -163,7 +171,7 @@ def cohort_members(
         frame = frame.join(
             carrying.select(pl.col("customer_id").alias("id")).unique(), on="id", how="semi"
         )
-    in_window = (pl.col("moment") >= win.start) & (pl.col("moment") < win.end)
+    in_window = win.contains("moment")
     if cohort.basis == "created":
         frame = frame.with_columns(moment=pl.col("created_at")).filter(in_window)
     elif cohort.basis == "signed":
@@ -171,7 +179,7 @@ def cohort_members(
     elif cohort.basis == "ordered":
         assert orders is not None
         first = (
-            orders.filter((pl.col("ordered_at") >= win.start) & (pl.col("ordered_at") < win.end))
+            win.orders(orders)
             .group_by("customer_id")
             .agg(moment=pl.col("ordered_at").min())
             .rename({"customer_id": "id"})
@@ -341,7 +349,7 @@ def bucket_values(
 def revenue_in(orders: pl.DataFrame, win: Window) -> pl.DataFrame:
     """(id, revenue_cents, cost_cents, orders) per customer: orders placed in the window."""
     return (
-        orders.filter((pl.col("ordered_at") >= win.start) & (pl.col("ordered_at") < win.end))
+        win.orders(orders)
         .group_by("customer_id")
         .agg(
             revenue_cents=pl.col("amount_cents").sum(),

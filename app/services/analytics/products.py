@@ -37,9 +37,7 @@ def products(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: ProductsQuery
 ) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).filter(
-        (pl.col("ordered_at") >= q.window.start) & (pl.col("ordered_at") < q.window.end)
-    )
+    orders = of_customers(frames["orders"], customers).pipe(q.window.orders)
     lines = (
         frames["order_lines"]
         .join(orders.select("order_id", "customer_id", "channel"), on="order_id")

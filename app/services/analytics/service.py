@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import polars as pl
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,25 +60,30 @@ async def dimensions(session: AsyncSession) -> list[dict[str, Any]]:
     return result
 
 
-def analysis_window(
-    tz: str, date_from: dt.date | None, date_to: dt.date | None, *, default_days: int = 365
-) -> Window:
-    today = utcnow().astimezone(ZoneInfo(tz)).date()
-    return window(date_from, date_to, tz=tz, today=today, default_days=default_days)
+@dataclass(frozen=True)
+class Analysis:
+    """One analytics request: who asks, through which session and store, in which time zone."""
+
+    session: AsyncSession
+    principal: Principal
+    store: AnalyticsStore
+    tz: str
+
+    def window(
+        self, date_from: dt.date | None, date_to: dt.date | None, *, default_days: int = 365
+    ) -> Window:
+        """The window in the business time zone (default: the last ``default_days`` days)."""
+        today = utcnow().astimezone(ZoneInfo(self.tz)).date()
+        return window(date_from, date_to, tz=self.tz, today=today, default_days=default_days)
+
+    async def catalog(self) -> Catalog:
+        return await catalog(self.session)
+
+    async def run(self, frames: Sequence[str], fn: Compute, *args: Any) -> Any:
+        """Scope first, then the frames, then ``fn(frames, scope, *args)`` in the pool."""
+        scope = await customer_scope(self.session, self.principal)
+        loaded = await self.store.frames(self.session, ["customers", *frames])
+        return await self.store.run(fn, loaded, scope, *args)
 
 
-async def compute(
-    session: AsyncSession,
-    store: AnalyticsStore,
-    principal: Principal,
-    frames: Sequence[str],
-    fn: Compute,
-    *args: Any,
-) -> Any:
-    """Scope first, then frames, then ``fn(frames, scope, *args)`` in the analytics pool."""
-    scope = await customer_scope(session, principal)
-    loaded: dict[str, pl.DataFrame] = await store.frames(session, ["customers", *frames])
-    return await store.run(fn, loaded, scope, *args)
-
-
-__all__ = ["age_band_labels", "analysis_window", "catalog", "compute", "dimensions", "frames_for"]
+__all__ = ["Analysis", "age_band_labels", "catalog", "dimensions", "frames_for"]

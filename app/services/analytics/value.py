@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import polars as pl
 
 from app.access import CustomerScope
 from app.errors import ValidationFailed, field_error
+from app.schemas.analytics import RfmSegment
 from app.services.analytics.common import Window
 from app.services.analytics.frames import of_customers, scoped
 
@@ -32,19 +33,7 @@ tied values share the lowest rank of their tie (so equal values always score ali
 
 `items` lists the customers (filtered by `segment`), highest monetary first."""
 
-SEGMENTS = (
-    "champions",
-    "loyal",
-    "potential_loyalists",
-    "new",
-    "promising",
-    "need_attention",
-    "about_to_sleep",
-    "at_risk",
-    "cant_lose",
-    "hibernating",
-    "lost",
-)
+SEGMENTS: tuple[str, ...] = get_args(RfmSegment)
 
 
 def segment_of(r: int, f: int) -> str:
@@ -84,9 +73,7 @@ def quintile(column: str, *, descending: bool = False) -> pl.Expr:
 def rfm_table(orders: pl.DataFrame, win: Window) -> pl.DataFrame:
     """(id, recency_days, frequency, monetary_cents, r, f, m, segment) for customers who ordered
     in the window (``orders`` already limited to the caller's scope)."""
-    in_window = orders.filter(
-        (pl.col("ordered_at") >= win.start) & (pl.col("ordered_at") < win.end)
-    )
+    in_window = win.orders(orders)
     per = in_window.group_by("customer_id").agg(
         last=pl.col("ordered_at").max(),
         frequency=pl.len(),
@@ -212,9 +199,7 @@ def value_matrix(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: ValueMatrixQuery
 ) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).filter(
-        (pl.col("ordered_at") >= q.window.start) & (pl.col("ordered_at") < q.window.end)
-    )
+    orders = of_customers(frames["orders"], customers).pipe(q.window.orders)
     per = (
         orders.group_by("customer_id")
         .agg(sales_cents=pl.col("amount_cents").sum(), cost_cents=pl.col("cost_cents").sum())
@@ -314,7 +299,7 @@ def parse_cuts(raw: str | None) -> tuple[float, float, float]:
 def tier_table(orders: pl.DataFrame, win: Window, cuts: Sequence[float]) -> pl.DataFrame:
     """(id, spend_cents, tier) for customers with spend in the window (scoped ``orders``)."""
     per = (
-        orders.filter((pl.col("ordered_at") >= win.start) & (pl.col("ordered_at") < win.end))
+        win.orders(orders)
         .group_by("customer_id")
         .agg(spend_cents=pl.col("amount_cents").sum())
         .filter(pl.col("spend_cents") > 0)
