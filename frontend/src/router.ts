@@ -84,6 +84,48 @@ export const router = createRouter({
     },
     { path: '/funnel', name: 'funnel', component: () => import('@/views/FunnelView.vue') },
     { path: '/dashboard', name: 'dashboard', component: () => import('@/views/DashboardView.vue') },
+    { path: '/analytics', name: 'analytics', component: () => import('@/views/analytics/AnalyticsHubView.vue') },
+    {
+      path: '/analytics/persona',
+      name: 'analytics-persona',
+      component: () => import('@/views/analytics/PersonaView.vue'),
+    },
+    {
+      path: '/analytics/segments',
+      name: 'analytics-segments',
+      component: () => import('@/views/analytics/SegmentsView.vue'),
+    },
+    { path: '/analytics/rfm', name: 'analytics-rfm', component: () => import('@/views/analytics/RfmView.vue') },
+    {
+      path: '/analytics/pyramid',
+      name: 'analytics-pyramid',
+      component: () => import('@/views/analytics/PyramidView.vue'),
+    },
+    {
+      path: '/analytics/value-matrix',
+      name: 'analytics-value-matrix',
+      component: () => import('@/views/analytics/ValueMatrixView.vue'),
+    },
+    {
+      path: '/analytics/retention',
+      name: 'analytics-retention',
+      component: () => import('@/views/analytics/RetentionView.vue'),
+    },
+    {
+      path: '/analytics/basket',
+      name: 'analytics-basket',
+      component: () => import('@/views/analytics/BasketView.vue'),
+    },
+    {
+      path: '/analytics/lead-scores',
+      name: 'analytics-lead-scores',
+      component: () => import('@/views/analytics/LeadScoresView.vue'),
+    },
+    {
+      path: '/analytics/products',
+      name: 'analytics-products',
+      component: () => import('@/views/analytics/ProductsView.vue'),
+    },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

@@ -267,6 +267,36 @@ export const fetchRanking = (metric: string, period: DashboardPeriod, date?: str
 
 export const listTargets = (month: string) => body(api.GET('/targets', { params: { query: { month } } }))
 
+// ----- customer analytics (H1–H9) -----
+
+type AnalyticsQuery<P extends keyof ApiPaths> = ApiPaths[P] extends { get: { parameters: { query?: infer Q } } }
+  ? NonNullable<Q>
+  : never
+
+export type PersonaQuery = AnalyticsQuery<'/analytics/persona'>
+export type SegmentsQuery = AnalyticsQuery<'/analytics/segments'>
+export type RfmQuery = AnalyticsQuery<'/analytics/rfm'>
+export type ValueMatrixQuery = AnalyticsQuery<'/analytics/value-matrix'>
+export type PyramidQuery = AnalyticsQuery<'/analytics/pyramid'>
+export type RetentionQuery = AnalyticsQuery<'/analytics/retention'>
+export type BasketQuery = AnalyticsQuery<'/analytics/basket'>
+export type LeadScoresQuery = AnalyticsQuery<'/analytics/lead-scores'>
+export type ProductsQuery = AnalyticsQuery<'/analytics/products'>
+
+export const analyticsDimensions = () => body(api.GET('/analytics/dimensions'))
+export const fetchPersona = (query: PersonaQuery) => body(api.GET('/analytics/persona', { params: { query } }))
+export const fetchSegments = (query: SegmentsQuery) => body(api.GET('/analytics/segments', { params: { query } }))
+export const fetchRfm = (query: RfmQuery) => body(api.GET('/analytics/rfm', { params: { query } }))
+export const fetchValueMatrix = (query: ValueMatrixQuery) => body(api.GET('/analytics/value-matrix', { params: { query } }))
+export const fetchPyramid = (query: PyramidQuery) => body(api.GET('/analytics/pyramid', { params: { query } }))
+export const fetchRetention = (query: RetentionQuery) => body(api.GET('/analytics/retention', { params: { query } }))
+export const fetchBasket = (query: BasketQuery) => body(api.GET('/analytics/basket', { params: { query } }))
+export const fetchLeadScores = (query: LeadScoresQuery) => body(api.GET('/analytics/lead-scores', { params: { query } }))
+export const fetchProducts = (query: ProductsQuery) => body(api.GET('/analytics/products', { params: { query } }))
+
+export const customerRecommendations = (customerId: number) =>
+  body(api.GET('/customers/{customer_id}/recommendations', { params: { path: { customer_id: customerId } } }))
+
 // ----- contracts (E3) -----
 
 export type ContractListQuery = NonNullable<ApiPaths['/contracts']['get']['parameters']['query']>

@@ -4,6 +4,339 @@
  */
 
 export interface paths {
+    "/api/v1/analytics/basket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Basket
+         * @description Basket analysis (SPEC H7).
+         *
+         *     A **transaction** is an order with lines placed in the window by a customer in scope (orders
+         *     recorded as an amount only have no items); its items are the distinct products on its lines.
+         *     The **support** of an item set = transactions containing all of it / transactions. Frequent item
+         *     sets have support ≥ `min_support` (Apriori, up to `max_len` items). A **rule** X → Y splits a
+         *     frequent item set into antecedent X and consequent Y: **confidence** = support(X ∪ Y) /
+         *     support(X), **lift** = confidence / support(Y) (> 1: bought together more often than chance).
+         *     Rules with confidence ≥ `min_confidence` are listed, highest lift first. **Recommendations** for
+         *     a customer come from rules whose antecedent the customer has bought (ever) and whose single
+         *     consequent they have not, best confidence first.
+         */
+        get: operations["get_basket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/dimensions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Dimensions
+         * @description The dimensions personas and segments can group by: customer fields, `age_band`, every
+         *     tag group (`tag_group:<id>`) and select/text custom fields (`custom:<key>`).
+         */
+        get: operations["list_dimensions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/lead-scores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Lead Scores
+         * @description Lead scoring (SPEC H8).
+         *
+         *     The **probability** that a lead (a customer in scope who has not signed) signs, from a naive
+         *     Bayes model with Laplace smoothing (α = 1) learned from the scope's history. **Attributes**: the
+         *     fields industry, level, source, province, kind, gender, the age band, and each tag the customer
+         *     carried at its *observation moment* (30 days after it was created, or when it signed if sooner, or
+         *     now if sooner: what a rep knows early, not what was added after the outcome). **Training
+         *     examples**: customers who signed (positive) and customers created at least `maturity_days` (90)
+         *     ago who have not signed (negative). The **hold-out**: the newest 20 % of the examples by creation
+         *     time are scored by a model trained on the older 80 %; `holdout_accuracy` (threshold 0.5) and
+         *     `holdout_auc` (the probability that a random positive outscores a random negative) are reported
+         *     with the base rate. The scores themselves come from a model trained on all examples.
+         *     **top_attributes**: the customer's values with the largest weights log(P(value | signed) /
+         *     P(value | not signed)), strongest first.
+         */
+        get: operations["get_lead_scores"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/persona": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Persona
+         * @description Persona comparison (SPEC H1).
+         *
+         *     For each bucket of the dimension and each cohort: **count** (customers of the cohort in the
+         *     bucket), **share** = count / cohort size (a customer with several values of a tag group counts in
+         *     each, so shares can sum above 1), **conversion_rate** = the part of those customers who had
+         *     signed by the end of the window, **revenue_cents** = their orders placed in the window. Tag groups
+         *     use the tag history: the tags each customer carried at the end of the window.
+         *
+         *     With two cohorts: **share_difference** = share(b) − share(a); **lift** = share(b) / share(a);
+         *     a two-proportion **z-test** (pooled, two-sided) gives **z** and **p_value**. The **flag** is
+         *     `acquire_more` when b's share is significantly above a's (p < alpha, default 0.05: with the
+         *     default cohorts, signed customers over-represent the bucket — find more leads like them) and
+         *     `conversion_problem` when a's share is significantly above b's (many leads, few signings). A bucket
+         *     is flagged only when the pooled expected count is at least 5 in both cohorts (the test's validity
+         *     rule). The cohorts may overlap (a lead signed in the same window is in both); the test treats them
+         *     as independent samples, which is conservative for the usual overlap.
+         *
+         *     `granularity=week|month` adds **trend**: per period (weeks start on Monday, in the business time
+         *     zone), the cohorts re-formed with the period as their window and the shares per bucket at the
+         *     period's end. **tag_cloud**: per cohort, every tag its customers carried at the end of the window,
+         *     weighted by count / the largest count.
+         *
+         *     - **Window**: `date_from` .. `date_to` inclusive, calendar days in the business time
+         *       zone (`KEHU_BUSINESS_TIMEZONE`), i.e. the instants [date_from 00:00, date_to + 1 day 00:00).
+         *     - **Cohort**: `basis[;field=value|value...]`. The basis picks customers by a moment in the
+         *       window: `created` (entered in the window: the leads), `signed` (signed in the window),
+         *       `ordered` (ordered in the window) or `all` (every live customer in scope, whatever the
+         *       window). Filters narrow it: `industry`, `level`, `source`, `province`, `city`,
+         *       `gender`, `kind`, `deal_status` (values), `owner` (user ids), `tag` (tag ids the
+         *       customer carried at the end of the window). Several values of one field mean any of them;
+         *       several fields must all hold.
+         *     - **Dimension**: a customer field (`industry`, `level`, `source`, `province`, `city`,
+         *       `gender`, `kind`, `deal_status`), `age_band` (age at the end of the window from the
+         *       birth date, bands from the cut points), `tag_group:<id>` (the tags of that group the customer
+         *       carried at the end of the window, from the tag history; a customer with several counts in each)
+         *       or `custom:<key>` (a select or text custom field; a multi-select counts in each value).
+         *       Customers without a value fall in the bucket `null`.
+         *     - **Scope**: every figure counts only the customers the caller may read.
+         */
+        get: operations["get_persona"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/products": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Products
+         * @description Product performance (SPEC H9).
+         *
+         *     Order lines of orders placed in the window by customers in scope, grouped `by` product, product
+         *     category or order channel: **sales_cents** = Σ quantity × unit price, **cost_cents** = Σ quantity ×
+         *     unit cost, **margin_cents** = sales − cost, **margin_rate** = margin / sales, **quantity**,
+         *     **orders** (distinct orders), **customers** (distinct customers) and **repeat_rate** = the part of
+         *     those customers who bought it in two or more orders. Highest sales first.
+         */
+        get: operations["get_products"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/pyramid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Pyramid
+         * @description Customer pyramid (SPEC H5).
+         *
+         *     Customers in scope with spend in the window (their order amounts), ranked by spend, highest first
+         *     (ties by customer id). With n such customers and cut points c1 < c2 < c3 percent (default 1, 5,
+         *     20): tier **A** = the first ceil(n × c1 / 100) customers, **B** up to ceil(n × c2 / 100), **C** up
+         *     to ceil(n × c3 / 100), **D** the rest. Per tier: count, revenue, revenue share and the spend range.
+         *     `customers_without_spend` counts customers in scope who bought nothing in the window.
+         */
+        get: operations["get_pyramid"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Retention
+         * @description Retention and churn (SPEC H6).
+         *
+         *     From every order of the customers in scope (months in the business time zone). A customer's
+         *     **cohort** is the month of their first order; the matrix shows the cohorts of the last `months`
+         *     months. **retention[k]** = the part of the cohort's customers who ordered in the k-th month after
+         *     their first (month 0 is therefore 1.0); months that have not begun yet are null.
+         *     **repeat_purchase_rate** = customers with two or more orders / customers with at least one.
+         *     **churn_risk** lists customers with at least two orders whose time since their last order exceeds
+         *     `churn_factor` × their mean gap between orders (mean gap = (last − first) / (orders − 1)), most
+         *     overdue first; `overdue_ratio` = days since the last order / mean gap. Customers whose orders
+         *     all fall at one instant have no rhythm to be overdue against and are not listed.
+         */
+        get: operations["get_retention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/rfm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Rfm
+         * @description RFM (SPEC H3).
+         *
+         *     Over the orders placed in the window by customers in scope, per customer: **recency_days** =
+         *     whole days from the last order to the end of the window, **frequency** = orders, **monetary_cents**
+         *     = their amounts. Each gets a quintile **score** 1–5 (5 best: most recent, most frequent, highest
+         *     spend): with the customers ranked from worst to best, `score = 1 + floor(5 × (rank − 1) / n)` where
+         *     tied values share the lowest rank of their tie (so equal values always score alike). The
+         *     **segment** comes from the R and F scores:
+         *
+         *     | R \ F | 1 | 2 | 3 | 4 | 5 |
+         *     |---|---|---|---|---|---|
+         *     | 5 | new | potential_loyalists | potential_loyalists | champions | champions |
+         *     | 4 | promising | potential_loyalists | potential_loyalists | loyal | loyal |
+         *     | 3 | about_to_sleep | about_to_sleep | need_attention | loyal | loyal |
+         *     | 2 | hibernating | hibernating | at_risk | at_risk | cant_lose |
+         *     | 1 | lost | hibernating | at_risk | at_risk | cant_lose |
+         *
+         *     `items` lists the customers (filtered by `segment`), highest monetary first.
+         */
+        get: operations["get_rfm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Segments
+         * @description Segments (SPEC H2).
+         *
+         *     The cohort's customers (default `all`: every customer in scope) grouped by every combination of
+         *     the `dimensions`' buckets (a multi-valued tag group or custom field counts a customer in each of
+         *     its values). Per group: **count**, **share** of the cohort, **revenue_cents** (orders in the
+         *     window), **conversion_rate** (signed by the end of the window) and statistics of the `measure`
+         *     over the group's customers that have a value: mean, median, mode (the most frequent value, the
+         *     smallest among ties), min, max and the 10/25/75/90 % quantiles (linear interpolation). Measures:
+         *     `revenue` and `margin` (cents, orders in the window; 0 without orders), `orders` (count in the
+         *     window), `age` (years at the end of the window, from the birth date) or `custom:<key>` (a number
+         *     custom field). Largest groups first, at most 500.
+         *
+         *     - **Window**: `date_from` .. `date_to` inclusive, calendar days in the business time
+         *       zone (`KEHU_BUSINESS_TIMEZONE`), i.e. the instants [date_from 00:00, date_to + 1 day 00:00).
+         *     - **Cohort**: `basis[;field=value|value...]`. The basis picks customers by a moment in the
+         *       window: `created` (entered in the window: the leads), `signed` (signed in the window),
+         *       `ordered` (ordered in the window) or `all` (every live customer in scope, whatever the
+         *       window). Filters narrow it: `industry`, `level`, `source`, `province`, `city`,
+         *       `gender`, `kind`, `deal_status` (values), `owner` (user ids), `tag` (tag ids the
+         *       customer carried at the end of the window). Several values of one field mean any of them;
+         *       several fields must all hold.
+         *     - **Dimension**: a customer field (`industry`, `level`, `source`, `province`, `city`,
+         *       `gender`, `kind`, `deal_status`), `age_band` (age at the end of the window from the
+         *       birth date, bands from the cut points), `tag_group:<id>` (the tags of that group the customer
+         *       carried at the end of the window, from the tag history; a customer with several counts in each)
+         *       or `custom:<key>` (a select or text custom field; a multi-select counts in each value).
+         *       Customers without a value fall in the bucket `null`.
+         *     - **Scope**: every figure counts only the customers the caller may read.
+         */
+        get: operations["get_segments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/value-matrix": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Value Matrix
+         * @description Value matrix (SPEC H4).
+         *
+         *     Customers in scope with sales in the window, placed by **sales_cents** (their order amounts) and
+         *     **margin_rate** = (sales − cost) / sales. Quadrants against the thresholds (default: the medians of
+         *     the two over these customers): `star` = sales ≥ threshold and margin rate ≥ threshold, `volume` =
+         *     high sales, lower margin, `niche` = lower sales, high margin, `tail` = both lower. `points` are the
+         *     customers with the highest sales (at most `limit`).
+         */
+        get: operations["get_value_matrix"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -666,6 +999,36 @@ export interface paths {
          * @description Merges the duplicate `other_id` into this customer: its contacts, follow-ups, visits, opportunities, contracts, orders, tags, team members and history move here, and fields empty here are filled from it. The duplicate goes to the recycle bin as merged (it cannot be restored). Both must be customers you may change.
          */
         post: operations["merge_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/recommendations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Recommendations
+         * @description Products this customer may buy next: "customers who bought X also bought Y" (SPEC H7), from the basket rules of the last year within your scope.
+         *
+         *     A **transaction** is an order with lines placed in the window by a customer in scope (orders
+         *     recorded as an amount only have no items); its items are the distinct products on its lines.
+         *     The **support** of an item set = transactions containing all of it / transactions. Frequent item
+         *     sets have support ≥ `min_support` (Apriori, up to `max_len` items). A **rule** X → Y splits a
+         *     frequent item set into antecedent X and consequent Y: **confidence** = support(X ∪ Y) /
+         *     support(X), **lift** = confidence / support(Y) (> 1: bought together more often than chance).
+         *     Rules with confidence ≥ `min_confidence` are listed, highest lift first. **Recommendations** for
+         *     a customer come from rules whose antecedent the customer has bought (ever) and whose single
+         *     consequent they have not, best confidence first.
+         */
+        get: operations["get_recommendations"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1877,6 +2240,118 @@ export interface paths {
         patch: operations["update_tag_group"];
         trace?: never;
     };
+    "/api/v1/tag-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tag Rules
+         * @description Auto-tag rules, oldest first.
+         */
+        get: operations["list_tag_rules"];
+        put?: never;
+        /**
+         * Create Tag Rule
+         * @description Define a rule; fields, operators and values are checked (422 names each problem).
+         */
+        post: operations["create_tag_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tag-rules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Tag Rule Body
+         * @description Which customers an unsaved rule would change now: counts and the first 50 of each direction. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         */
+        post: operations["preview_tag_rule_body"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tag-rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Tag Rule
+         * @description One rule with the counts of its last run.
+         */
+        get: operations["get_tag_rule"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Tag Rule
+         * @description Delete a rule; the tags it gave or took stay.
+         */
+        delete: operations["delete_tag_rule"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Tag Rule
+         * @description Change a rule (If-Match); `conditions`, when given, replace the old ones.
+         */
+        patch: operations["update_tag_rule"];
+        trace?: never;
+    };
+    "/api/v1/tag-rules/{rule_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preview Tag Rule
+         * @description Which customers the saved rule would change now. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         */
+        get: operations["preview_tag_rule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tag-rules/{rule_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Tag Rule
+         * @description Apply the rule now (enabled or not) and record the counts as its last run. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         */
+        post: operations["run_tag_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tags": {
         parameters: {
             query?: never;
@@ -2254,6 +2729,35 @@ export interface components {
             /** Owner Id */
             owner_id: number;
         };
+        /** AssociationRule */
+        AssociationRule: {
+            /** Antecedent */
+            antecedent: components["schemas"]["ProductRef"][];
+            /** Confidence */
+            confidence: number;
+            /** Consequent */
+            consequent: components["schemas"]["ProductRef"][];
+            /** Count */
+            count: number;
+            /** Lift */
+            lift: number;
+            /** Support */
+            support: number;
+        };
+        /** BasketOut */
+        BasketOut: {
+            /** Itemsets */
+            itemsets: components["schemas"]["Itemset"][];
+            /** Min Confidence */
+            min_confidence: number;
+            /** Min Support */
+            min_support: number;
+            /** Rules */
+            rules: components["schemas"]["AssociationRule"][];
+            /** Transactions */
+            transactions: number;
+            window: components["schemas"]["WindowOut"];
+        };
         /** Body_login */
         Body_login: {
             /** Client Id */
@@ -2325,6 +2829,17 @@ export interface components {
             /** Timezone */
             timezone: string;
         };
+        /** BucketStats */
+        BucketStats: {
+            /** Conversion Rate */
+            conversion_rate: number | null;
+            /** Count */
+            count: number;
+            /** Revenue Cents */
+            revenue_cents: number;
+            /** Share */
+            share: number;
+        };
         /** CheckIn */
         CheckIn: {
             /** Accuracy M */
@@ -2352,10 +2867,57 @@ export interface components {
             /** Lng */
             lng: number;
         };
+        /** ChurnRisk */
+        ChurnRisk: {
+            /** Customer Id */
+            customer_id: number;
+            /** Days Since */
+            days_since: number;
+            /**
+             * Last Order At
+             * Format: date-time
+             */
+            last_order_at: string;
+            /** Mean Gap Days */
+            mean_gap_days: number;
+            /** Name */
+            name: string;
+            /** Orders */
+            orders: number;
+            /** Overdue Ratio */
+            overdue_ratio: number;
+        };
         /** ClaimIn */
         ClaimIn: {
             /** Customer Ids */
             customer_ids: number[];
+        };
+        /** CloudTag */
+        CloudTag: {
+            /** Count */
+            count: number;
+            /** Tag */
+            tag: string;
+            /** Tag Group */
+            tag_group: string;
+            /** Tag Id */
+            tag_id: number;
+            /** Weight */
+            weight: number;
+        };
+        /** CohortOut */
+        CohortOut: {
+            /**
+             * Key
+             * @enum {string}
+             */
+            key: "a" | "b";
+            /** Revenue Cents */
+            revenue_cents: number;
+            /** Size */
+            size: number;
+            /** Spec */
+            spec: string;
         };
         /** ContactCreate */
         ContactCreate: {
@@ -2536,6 +3098,18 @@ export interface components {
             start_date?: string | null;
             /** Title */
             title?: string | null;
+        };
+        /** Contribution */
+        Contribution: {
+            /** Attribute */
+            attribute: string;
+            /** Value */
+            value: string;
+            /**
+             * Weight
+             * @description log(P(value | signed) / P(value | not signed)).
+             */
+            weight: number;
         };
         /** CustomFieldCreate */
         CustomFieldCreate: {
@@ -2884,6 +3458,21 @@ export interface components {
             /** Parent Id */
             parent_id?: number | null;
         };
+        /** DimensionOut */
+        DimensionOut: {
+            /**
+             * Key
+             * @description Pass as `dimension`: e.g. industry, age_band, tag_group:3
+             */
+            key: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "field" | "age_band" | "tag_group" | "custom";
+            /** Label */
+            label: string;
+        };
         /** DirectoryDepartment */
         DirectoryDepartment: {
             /** Id */
@@ -3153,6 +3742,60 @@ export interface components {
              */
             status: "open" | "won" | "lost" | "invalid";
         };
+        /** Itemset */
+        Itemset: {
+            /** Count */
+            count: number;
+            /** Items */
+            items: components["schemas"]["ProductRef"][];
+            /** Support */
+            support: number;
+        };
+        /** LeadModel */
+        LeadModel: {
+            /** Attributes */
+            attributes: string[];
+            /** Base Rate */
+            base_rate: number | null;
+            /** Holdout Accuracy */
+            holdout_accuracy: number | null;
+            /** Holdout Auc */
+            holdout_auc: number | null;
+            /** Holdout Size */
+            holdout_size: number;
+            /** Method */
+            method: string;
+            /** Positives */
+            positives: number;
+            /** Trained On */
+            trained_on: number;
+        };
+        /** LeadScore */
+        LeadScore: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Customer Id */
+            customer_id: number;
+            /** Name */
+            name: string;
+            /** Owner Id */
+            owner_id: number | null;
+            /** Probability */
+            probability: number;
+            /** Top Attributes */
+            top_attributes: components["schemas"]["Contribution"][];
+        };
+        /** LeadScoresOut */
+        LeadScoresOut: {
+            /** Items */
+            items: components["schemas"]["LeadScore"][];
+            model: components["schemas"]["LeadModel"];
+            /** Total */
+            total: number;
+        };
         /** LineIn */
         LineIn: {
             /** Product Id */
@@ -3218,6 +3861,22 @@ export interface components {
             /** Updated */
             updated: number;
         };
+        /** MatrixPoint */
+        MatrixPoint: {
+            /** Customer Id */
+            customer_id: number;
+            /** Margin Rate */
+            margin_rate: number;
+            /** Name */
+            name: string;
+            /**
+             * Quadrant
+             * @enum {string}
+             */
+            quadrant: "star" | "volume" | "niche" | "tail";
+            /** Sales Cents */
+            sales_cents: number;
+        };
         /** MeOut */
         MeOut: {
             /** Department Id */
@@ -3249,6 +3908,32 @@ export interface components {
             timezone: string;
             /** Username */
             username: string;
+        };
+        /** MeasureStats */
+        MeasureStats: {
+            /** Max */
+            max: number | null;
+            /** Mean */
+            mean: number | null;
+            /** Median */
+            median: number | null;
+            /** Min */
+            min: number | null;
+            /** Mode */
+            mode: number | null;
+            /**
+             * N
+             * @description Customers with a value of the measure.
+             */
+            n: number;
+            /** P10 */
+            p10: number | null;
+            /** P25 */
+            p25: number | null;
+            /** P75 */
+            p75: number | null;
+            /** P90 */
+            p90: number | null;
         };
         /** MemberIn */
         MemberIn: {
@@ -3848,6 +4533,43 @@ export interface components {
              */
             status: "pending" | "partly_paid" | "paid" | "overdue" | "void";
         };
+        /** PersonaBucket */
+        PersonaBucket: {
+            a: components["schemas"]["BucketStats"];
+            b?: components["schemas"]["BucketStats"] | null;
+            /** Flag */
+            flag?: ("acquire_more" | "conversion_problem") | null;
+            /** Lift */
+            lift?: number | null;
+            /** P Value */
+            p_value?: number | null;
+            /** Share Difference */
+            share_difference?: number | null;
+            /**
+             * Value
+             * @description The bucket; null for customers without a value.
+             */
+            value: string | null;
+            /** Z */
+            z?: number | null;
+        };
+        /** PersonaOut */
+        PersonaOut: {
+            /** Alpha */
+            alpha: number;
+            /** Buckets */
+            buckets: components["schemas"]["PersonaBucket"][];
+            /** Cohorts */
+            cohorts: components["schemas"]["CohortOut"][];
+            /** Dimension */
+            dimension: string;
+            /** Dimension Label */
+            dimension_label: string;
+            tag_cloud: components["schemas"]["TagCloud"] | null;
+            /** Trend */
+            trend: components["schemas"]["TrendPoint"][] | null;
+            window: components["schemas"]["WindowOut"];
+        };
         /** PipelineCreate */
         PipelineCreate: {
             /**
@@ -4190,6 +4912,36 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** ProductPerformance */
+        ProductPerformance: {
+            /** Cost Cents */
+            cost_cents: number;
+            /** Customers */
+            customers: number;
+            /** Key */
+            key: string | null;
+            /** Label */
+            label: string;
+            /** Margin Cents */
+            margin_cents: number;
+            /** Margin Rate */
+            margin_rate: number | null;
+            /** Orders */
+            orders: number;
+            /** Quantity */
+            quantity: number;
+            /** Repeat Rate */
+            repeat_rate: number | null;
+            /** Sales Cents */
+            sales_cents: number;
+        };
+        /** ProductRef */
+        ProductRef: {
+            /** Name */
+            name: string;
+            /** Product Id */
+            product_id: number;
+        };
         /** ProductUpdate */
         ProductUpdate: {
             /** Active */
@@ -4204,6 +4956,17 @@ export interface components {
             unit_cost?: number | string | null;
             /** Unit Price */
             unit_price?: number | string | null;
+        };
+        /** ProductsOut */
+        ProductsOut: {
+            /**
+             * By
+             * @enum {string}
+             */
+            by: "product" | "category" | "channel";
+            /** Rows */
+            rows: components["schemas"]["ProductPerformance"][];
+            window: components["schemas"]["WindowOut"];
         };
         /** PushKeys */
         PushKeys: {
@@ -4233,6 +4996,54 @@ export interface components {
             endpoint: string;
             /** Id */
             id: number;
+        };
+        /** PyramidOut */
+        PyramidOut: {
+            /** Customers With Spend */
+            customers_with_spend: number;
+            /** Customers Without Spend */
+            customers_without_spend: number;
+            /** Cuts */
+            cuts: number[];
+            /** Tiers */
+            tiers: components["schemas"]["PyramidTier"][];
+            window: components["schemas"]["WindowOut"];
+        };
+        /** PyramidTier */
+        PyramidTier: {
+            /** Count */
+            count: number;
+            /** From Percent */
+            from_percent: number;
+            /** Max Spend Cents */
+            max_spend_cents: number | null;
+            /** Min Spend Cents */
+            min_spend_cents: number | null;
+            /** Revenue Cents */
+            revenue_cents: number;
+            /** Revenue Share */
+            revenue_share: number;
+            /**
+             * Tier
+             * @enum {string}
+             */
+            tier: "A" | "B" | "C" | "D";
+            /** To Percent */
+            to_percent: number;
+        };
+        /** QuadrantOut */
+        QuadrantOut: {
+            /** Count */
+            count: number;
+            /** Margin Cents */
+            margin_cents: number;
+            /**
+             * Quadrant
+             * @enum {string}
+             */
+            quadrant: "star" | "volume" | "niche" | "tail";
+            /** Revenue Cents */
+            revenue_cents: number;
         };
         /** QuietHours */
         QuietHours: {
@@ -4304,6 +5115,21 @@ export interface components {
             pool_name: string;
             /** Reason */
             reason: string;
+        };
+        /** Recommendation */
+        Recommendation: {
+            /**
+             * Because
+             * @description Products the customer bought that lead here.
+             */
+            because: components["schemas"]["ProductRef"][];
+            /** Confidence */
+            confidence: number;
+            /** Lift */
+            lift: number;
+            product: components["schemas"]["ProductRef"];
+            /** Support */
+            support: number;
         };
         /** RecycleBinItemOut */
         RecycleBinItemOut: {
@@ -4378,6 +5204,107 @@ export interface components {
              * @enum {string}
              */
             state: "pending" | "sent" | "missed" | "cancelled";
+        };
+        /** RetentionCohort */
+        RetentionCohort: {
+            /**
+             * Cohort
+             * @description First-purchase month, YYYY-MM.
+             */
+            cohort: string;
+            /**
+             * Retention
+             * @description Share of the cohort buying in month 0, 1, 2 …; null for months not over yet.
+             */
+            retention: (number | null)[];
+            /** Size */
+            size: number;
+        };
+        /** RetentionOut */
+        RetentionOut: {
+            /** Churn Risk */
+            churn_risk: components["schemas"]["ChurnRisk"][];
+            /** Churn Total */
+            churn_total: number;
+            /** Cohorts */
+            cohorts: components["schemas"]["RetentionCohort"][];
+            /** Customers With Orders */
+            customers_with_orders: number;
+            /** Repeat Customers */
+            repeat_customers: number;
+            /** Repeat Purchase Rate */
+            repeat_purchase_rate: number | null;
+        };
+        /** RfmCell */
+        RfmCell: {
+            /** Count */
+            count: number;
+            /** F */
+            f: number;
+            /** R */
+            r: number;
+            /** Revenue Cents */
+            revenue_cents: number;
+            /**
+             * Segment
+             * @enum {string}
+             */
+            segment: "champions" | "loyal" | "potential_loyalists" | "new" | "promising" | "need_attention" | "about_to_sleep" | "at_risk" | "cant_lose" | "hibernating" | "lost";
+        };
+        /** RfmCustomer */
+        RfmCustomer: {
+            /** Customer Id */
+            customer_id: number;
+            /** F */
+            f: number;
+            /** Frequency */
+            frequency: number;
+            /** M */
+            m: number;
+            /** Monetary Cents */
+            monetary_cents: number;
+            /** Name */
+            name: string;
+            /** R */
+            r: number;
+            /** Recency Days */
+            recency_days: number;
+            /**
+             * Segment
+             * @enum {string}
+             */
+            segment: "champions" | "loyal" | "potential_loyalists" | "new" | "promising" | "need_attention" | "about_to_sleep" | "at_risk" | "cant_lose" | "hibernating" | "lost";
+        };
+        /** RfmOut */
+        RfmOut: {
+            /** Customers With Orders */
+            customers_with_orders: number;
+            /** Grid */
+            grid: components["schemas"]["RfmCell"][];
+            /** Items */
+            items: components["schemas"]["RfmCustomer"][];
+            /** Segments */
+            segments: components["schemas"]["RfmSegmentOut"][];
+            /**
+             * Total
+             * @description Customers matching the segment filter.
+             */
+            total: number;
+            window: components["schemas"]["WindowOut"];
+        };
+        /** RfmSegmentOut */
+        RfmSegmentOut: {
+            /** Count */
+            count: number;
+            /** Revenue Cents */
+            revenue_cents: number;
+            /**
+             * Segment
+             * @enum {string}
+             */
+            segment: "champions" | "loyal" | "potential_loyalists" | "new" | "promising" | "need_attention" | "about_to_sleep" | "at_risk" | "cant_lose" | "hibernating" | "lost";
+            /** Share */
+            share: number;
         };
         /** RoleCreate */
         RoleCreate: {
@@ -4464,6 +5391,36 @@ export interface components {
                 [key: string]: components["schemas"]["DataScope"];
             } | null;
         };
+        /** SegmentRow */
+        SegmentRow: {
+            /** Conversion Rate */
+            conversion_rate: number | null;
+            /** Count */
+            count: number;
+            /** Revenue Cents */
+            revenue_cents: number;
+            /** Share */
+            share: number;
+            stats: components["schemas"]["MeasureStats"];
+            /** Values */
+            values: {
+                [key: string]: string | null;
+            };
+        };
+        /** SegmentsOut */
+        SegmentsOut: {
+            /** Cohort */
+            cohort: string;
+            /** Dimensions */
+            dimensions: string[];
+            /** Measure */
+            measure: string;
+            /** Rows */
+            rows: components["schemas"]["SegmentRow"][];
+            /** Total */
+            total: number;
+            window: components["schemas"]["WindowOut"];
+        };
         /** StageIn */
         StageIn: {
             /**
@@ -4542,6 +5499,13 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** TagCloud */
+        TagCloud: {
+            /** A */
+            a: components["schemas"]["CloudTag"][];
+            /** B */
+            b?: components["schemas"]["CloudTag"][] | null;
+        };
         /** TagCreate */
         TagCreate: {
             /** Group Id */
@@ -4611,6 +5575,204 @@ export interface components {
             id: number;
             /** Name */
             name: string;
+        };
+        /** TagRuleCondition */
+        TagRuleCondition: {
+            /**
+             * Field
+             * @description A customer field (`industry`, `level`, `source`, `province`, `city`, `gender`, `kind`, `deal_status`), a custom field (`custom.<key>`) or a computed metric (`rfm_segment`, `pyramid_tier`, `churn_risk`, `lead_score`, `recency_days`, `frequency`, `monetary_cents`).
+             */
+            field: string;
+            /**
+             * Op
+             * @description `eq`, `ne`, `in`, `not_in` for every field; `gt`, `gte`, `lt`, `lte` for numbers and dates; `is_null`, `not_null` take no value. A comparison never matches a customer whose value is missing (ask with `is_null`).
+             * @enum {string}
+             */
+            op: "eq" | "ne" | "in" | "not_in" | "gt" | "gte" | "lt" | "lte" | "is_null" | "not_null";
+            /**
+             * Value
+             * @description A value of the field's type; a non-empty list for `in` and `not_in`; absent for `is_null` and `not_null`. Dates as `YYYY-MM-DD`.
+             */
+            value?: boolean | number | string | (boolean | number | string)[] | null;
+        };
+        /** TagRuleConditionOut */
+        TagRuleConditionOut: {
+            /** Field */
+            field: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "eq" | "ne" | "in" | "not_in" | "gt" | "gte" | "lt" | "lte" | "is_null" | "not_null";
+            /** Value */
+            value?: boolean | number | string | (boolean | number | string)[] | null;
+        };
+        /** TagRuleCreate */
+        TagRuleCreate: {
+            /**
+             * Action
+             * @description `add`: matching customers get the tag; `remove`: matching customers lose it; `sync`: matching customers get it and the others lose it.
+             * @enum {string}
+             */
+            action: "add" | "remove" | "sync";
+            /**
+             * Conditions
+             * @description All of them must hold.
+             */
+            conditions: components["schemas"]["TagRuleCondition"][];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /** Name */
+            name: string;
+            /** Tag Id */
+            tag_id: number;
+        };
+        /** TagRuleCustomer */
+        TagRuleCustomer: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+        };
+        /** TagRuleOut */
+        TagRuleOut: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "add" | "remove" | "sync";
+            /** Conditions */
+            conditions: components["schemas"]["TagRuleConditionOut"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Id */
+            created_by_id: number | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Id */
+            id: number;
+            /**
+             * Last Added
+             * @description Customers who got the tag in the last run.
+             */
+            last_added: number;
+            /**
+             * Last Removed
+             * @description Customers who lost the tag in the last run.
+             */
+            last_removed: number;
+            /**
+             * Last Run At
+             * @description When the rule last ran (null: never).
+             */
+            last_run_at: string | null;
+            /** Name */
+            name: string;
+            /** Tag Id */
+            tag_id: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * TagRulePreviewIn
+         * @description An unsaved rule; `name` and `enabled` are accepted (a create body works) and ignored.
+         */
+        TagRulePreviewIn: {
+            /**
+             * Action
+             * @description `add`: matching customers get the tag; `remove`: matching customers lose it; `sync`: matching customers get it and the others lose it.
+             * @enum {string}
+             */
+            action: "add" | "remove" | "sync";
+            /**
+             * Conditions
+             * @description All of them must hold.
+             */
+            conditions: components["schemas"]["TagRuleCondition"][];
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Name */
+            name?: string | null;
+            /** Tag Id */
+            tag_id: number;
+        };
+        /**
+         * TagRulePreviewOut
+         * @description Who a run would change now, within your data scope.
+         */
+        TagRulePreviewOut: {
+            /**
+             * Add
+             * @description The first 50 who would get it, by id.
+             */
+            add: components["schemas"]["TagRuleCustomer"][];
+            /**
+             * Add Count
+             * @description Customers who would get the tag.
+             */
+            add_count: number;
+            /**
+             * Matching
+             * @description Customers in your scope that meet every condition.
+             */
+            matching: number;
+            /**
+             * Remove
+             * @description The first 50 who would lose it, by id.
+             */
+            remove: components["schemas"]["TagRuleCustomer"][];
+            /**
+             * Remove Count
+             * @description Customers who would lose the tag.
+             */
+            remove_count: number;
+        };
+        /** TagRuleRunOut */
+        TagRuleRunOut: {
+            /**
+             * Added
+             * @description Customers who got the tag.
+             */
+            added: number;
+            /**
+             * Ran At
+             * Format: date-time
+             */
+            ran_at: string;
+            /**
+             * Removed
+             * @description Customers who lost the tag.
+             */
+            removed: number;
+            /**
+             * Replaced
+             * @description Other tags of the tag's exclusive group that ended because of an addition.
+             */
+            replaced: number;
+        };
+        /** TagRuleUpdate */
+        TagRuleUpdate: {
+            /** Action */
+            action?: ("add" | "remove" | "sync") | null;
+            /** Conditions */
+            conditions?: components["schemas"]["TagRuleCondition"][] | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Name */
+            name?: string | null;
+            /** Tag Id */
+            tag_id?: number | null;
         };
         /** TagUpdate */
         TagUpdate: {
@@ -4802,6 +5964,25 @@ export interface components {
             /** Timezone */
             timezone: string;
         };
+        /** TrendPoint */
+        TrendPoint: {
+            /** A Count */
+            a_count: number;
+            /** A Share */
+            a_share: number | null;
+            /** B Count */
+            b_count?: number | null;
+            /** B Share */
+            b_share?: number | null;
+            /**
+             * Period
+             * Format: date
+             * @description First day of the week (Monday) or month.
+             */
+            period: string;
+            /** Value */
+            value: string | null;
+        };
         /** UnreadCount */
         UnreadCount: {
             /** Count */
@@ -4922,6 +6103,23 @@ export interface components {
             /** Timezone */
             timezone?: string | null;
         };
+        /** ValueMatrixOut */
+        ValueMatrixOut: {
+            /** Customers */
+            customers: number;
+            /** Margin Threshold */
+            margin_threshold: number;
+            /**
+             * Points
+             * @description The customers with the highest sales (≤ limit).
+             */
+            points: components["schemas"]["MatrixPoint"][];
+            /** Quadrants */
+            quadrants: components["schemas"]["QuadrantOut"][];
+            /** Sales Threshold Cents */
+            sales_threshold_cents: number;
+            window: components["schemas"]["WindowOut"];
+        };
         /** VapidPublicKey */
         VapidPublicKey: {
             /** Public Key */
@@ -5032,6 +6230,19 @@ export interface components {
             /** Note */
             note?: string | null;
         };
+        /** WindowOut */
+        WindowOut: {
+            /**
+             * Date From
+             * Format: date
+             */
+            date_from: string;
+            /**
+             * Date To
+             * Format: date
+             */
+            date_to: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -5041,6 +6252,463 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_basket: {
+        parameters: {
+            query?: {
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                /** @description Minimum support, a fraction of transactions (0–1]. */
+                min_support?: number;
+                /** @description Minimum confidence (0–1). */
+                min_confidence?: number;
+                /** @description Largest item set. */
+                max_len?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BasketOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_dimensions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DimensionOut"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_lead_scores: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadScoresOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_persona: {
+        parameters: {
+            query: {
+                /** @description See GET /analytics/dimensions. */
+                dimension: string;
+                /** @description Cohort a (the leads). */
+                cohort_a?: string;
+                /** @description Cohort b (the signed); `none` for one cohort. */
+                cohort_b?: string;
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                granularity?: ("week" | "month") | null;
+                /** @description Significance level. */
+                alpha?: number;
+                /** @description Age cut points, e.g. 18,21,26,31,41,51. */
+                age_bands?: string | null;
+                tag_cloud_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonaOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_products: {
+        parameters: {
+            query?: {
+                by?: "product" | "category" | "channel";
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductsOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_pyramid: {
+        parameters: {
+            query?: {
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                /** @description Three increasing percentages: 1,5,20. */
+                cuts?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PyramidOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_retention: {
+        parameters: {
+            query?: {
+                months?: number;
+                churn_factor?: number;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_rfm: {
+        parameters: {
+            query?: {
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                segment?: ("champions" | "loyal" | "potential_loyalists" | "new" | "promising" | "need_attention" | "about_to_sleep" | "at_risk" | "cant_lose" | "hibernating" | "lost") | null;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RfmOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_segments: {
+        parameters: {
+            query: {
+                /** @description 1–3 dimension keys, comma-separated. */
+                dimensions: string;
+                /** @description revenue, orders, margin, age or custom:<key> */
+                measure?: string;
+                cohort?: string;
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                age_bands?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentsOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_value_matrix: {
+        parameters: {
+            query?: {
+                /** @description First day of the window (business time zone); default a year ago. */
+                date_from?: string | null;
+                /** @description Last day of the window; default today. */
+                date_to?: string | null;
+                sales_threshold_cents?: number | null;
+                margin_threshold?: number | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValueMatrixOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     logout: {
         parameters: {
             query?: never;
@@ -7864,6 +9532,61 @@ export interface operations {
             };
             /** @description Authenticated but not allowed */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_recommendations: {
+        parameters: {
+            query?: {
+                /** @description Minimum support, a fraction of transactions (0–1]. */
+                min_support?: number;
+                /** @description Minimum confidence (0–1). */
+                min_confidence?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recommendation"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12429,6 +14152,513 @@ export interface operations {
             };
             /** @description If-Match header required */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_tag_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRuleOut"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRuleOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    preview_tag_rule_body: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRulePreviewIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRulePreviewOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRuleOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag from your last read; required, stale values get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match header required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag from your last read; required, stale values get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRuleOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match header required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    preview_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRulePreviewOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    run_tag_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRuleRunOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

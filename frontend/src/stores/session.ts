@@ -1,4 +1,4 @@
-import { ref } from 'vue'
+import { computed, ref } from 'vue'
 import { fetchMe, logout as apiLogout } from '@/api/endpoints'
 import { tokens } from '@/api/tokens'
 import type { Me } from '@/api/types'
@@ -19,6 +19,17 @@ export async function loadMe(force = false): Promise<Me> {
 export function can(permission: string): boolean {
   return me.value?.permissions.includes(permission) ?? false
 }
+
+/**
+ * Admins and anyone whose customer scope reaches beyond their own customers (managers): they get
+ * the customer analytics entry. The analytics answer within anyone's scope; this only keeps the
+ * reps' navigation as it was.
+ */
+export const isManager = computed(() => {
+  const m = me.value
+  if (!m) return false
+  return m.is_admin || (m.scopes.customer !== undefined && m.scopes.customer !== 'own')
+})
 
 /** Drop this device's push subscription and revoke the refresh token (best effort), forget the user. */
 export async function signOut(): Promise<void> {
