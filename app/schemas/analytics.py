@@ -51,6 +51,7 @@ class PersonaBucket(OutputModel):
 
 class TrendPoint(OutputModel):
     period: dt.date = Field(description="First day of the week (Monday) or month.")
+    complete: bool = Field(description="False when the window cuts the period or it is not over.")
     value: BucketValue
     a_count: int
     a_share: float | None

@@ -96,9 +96,10 @@ async def test_persona_by_field_with_month_trend_and_single_cohort(app, client, 
     assert [c["size"] for c in body["cohorts"]] == [6]
     (bucket,) = body["buckets"]
     assert (bucket["value"], bucket["a"]["count"], bucket["b"]) == ("company", 6, None)
+    # October is the whole window and over: a complete period.
     assert body["trend"] == [
-        {"period": "2026-10-01", "value": "company", "a_count": 6, "a_share": 1.0,
-         "b_count": None, "b_share": None}
+        {"period": "2026-10-01", "complete": True, "value": "company", "a_count": 6,
+         "a_share": 1.0, "b_count": None, "b_share": None}
     ]  # fmt: skip
 
 

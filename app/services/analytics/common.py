@@ -45,6 +45,7 @@ COHORT_BASES = ("created", "signed", "ordered", "all")
 COHORT_VALUE_FILTERS = (*FIELD_DIMENSIONS,)
 COHORT_ID_FILTERS = ("owner", "tag")
 DEFAULT_AGE_CUTS = (18, 21, 26, 31, 41, 51)
+AGE_BAND_LABEL = "年龄（按出生日期）"
 MAX_WINDOW_DAYS = 3660
 
 
@@ -234,6 +235,11 @@ def age_band_labels(cuts: Sequence[int]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def age_band_dimension(cuts: Sequence[int]) -> Dimension:
+    """Age at the moment in question, from the birth date (not the 年龄段 tag group)."""
+    return Dimension("age_band", AGE_BAND_LABEL, "age_band", order=age_band_labels(cuts))
+
+
 def parse_age_cuts(raw: str | None) -> tuple[int, ...]:
     if not raw:
         return DEFAULT_AGE_CUTS
@@ -256,9 +262,7 @@ def parse_dimension(
     if raw in FIELD_DIMENSIONS:
         return Dimension(raw, FIELD_DIMENSIONS[raw], "field")
     if raw == "age_band":
-        return Dimension(
-            raw, "年龄段", "age_band", order=age_band_labels(age_cuts or DEFAULT_AGE_CUTS)
-        )
+        return age_band_dimension(age_cuts or DEFAULT_AGE_CUTS)
     kind, _, arg = raw.partition(":")
     if kind == "tag_group" and arg.isdigit() and int(arg) in catalog.tag_groups:
         return Dimension(raw, catalog.tag_groups[int(arg)], "tag_group", group_id=int(arg))

@@ -13,8 +13,7 @@ import polars as pl
 from app.access import CustomerScope
 from app.services.analytics.common import (
     DEFAULT_AGE_CUTS,
-    Dimension,
-    age_band_labels,
+    age_band_dimension,
     bucket_values,
 )
 from app.services.analytics.frames import scoped
@@ -64,7 +63,7 @@ def _observations(
         )
         for name in FIELDS
     ]
-    band = Dimension("age_band", "年龄段", "age_band", order=age_band_labels(DEFAULT_AGE_CUTS))
+    band = age_band_dimension(DEFAULT_AGE_CUTS)
     parts.append(
         bucket_values(observed, band, frames, tz=tz, age_cuts=DEFAULT_AGE_CUTS).select(
             "id", attribute=pl.lit("age_band"), value=pl.col("value").fill_null("∅")

@@ -3,14 +3,17 @@ dimension, which differences are real, and how the shares moved over time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from app.access import CustomerScope
+from app.models.base import utcnow
 from app.services.analytics.common import (
     Cohort,
     Dimension,
@@ -40,8 +43,9 @@ as independent samples, which is conservative for the usual overlap.
 
 `granularity=week|month` adds **trend**: per period (weeks start on Monday, in the business time
 zone), the cohorts re-formed with the period as their window and the shares per bucket at the
-period's end. **tag_cloud**: per cohort, every tag its customers carried at the end of the window,
-weighted by count / the largest count."""
+period's end; `complete` is false for a period the window cuts or that has not ended yet.
+**tag_cloud**: per cohort, every tag its customers carried at the end of the window, weighted by
+count / the largest count."""
 
 
 @dataclass(frozen=True)
@@ -247,11 +251,17 @@ def _trend(
             counts.setdefault((period, "\0size"), {})[key] = (size, size)
     periods = sorted({p for p, v in counts if v != "\0size"})
     values_seen = {v for _, v in counts if v != "\0size"}
+    today = utcnow().astimezone(ZoneInfo(tz)).date()
     for period in periods:
         sizes_in = counts.get((period, "\0size"), {})
+        after = _next_period(period, query.granularity)
+        # Whole: inside the window and over (the first and last may be cut by the window).
+        complete = period >= query.window.date_from and after <= min(
+            query.window.date_to + dt.timedelta(days=1), today
+        )
         for value in sorted(values_seen, key=lambda v: (v is None, str(v))):
             cell = counts.get((period, value), {})
-            row: dict[str, Any] = {"period": period, "value": value}
+            row: dict[str, Any] = {"period": period, "value": value, "complete": complete}
             for key, _ in cohorts:
                 count = cell.get(key, (0, 0))[0]
                 size = sizes_in.get(key, (0, 0))[0]
@@ -259,6 +269,12 @@ def _trend(
                 row[f"{key}_share"] = count / size if size else None
             rows.append(row)
     return rows
+
+
+def _next_period(start: dt.date, granularity: str | None) -> dt.date:
+    if granularity == "week":
+        return start + dt.timedelta(days=7)
+    return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 def _tag_cloud(

@@ -16,6 +16,7 @@ from app.access import Principal, customer_scope
 from app.models import CustomFieldDefinition, TagGroup
 from app.models.base import utcnow
 from app.services.analytics.common import (
+    AGE_BAND_LABEL,
     FIELD_DIMENSIONS,
     Catalog,
     Window,
@@ -47,7 +48,7 @@ async def dimensions(session: AsyncSession) -> list[dict[str, Any]]:
     """Every dimension a persona or segment can use."""
     cat = await catalog(session)
     result = [{"key": k, "label": v, "kind": "field"} for k, v in FIELD_DIMENSIONS.items()]
-    result.append({"key": "age_band", "label": "年龄段", "kind": "age_band"})
+    result.append({"key": "age_band", "label": AGE_BAND_LABEL, "kind": "age_band"})
     result += [
         {"key": f"tag_group:{gid}", "label": name, "kind": "tag_group"}
         for gid, name in sorted(cat.tag_groups.items())

@@ -116,8 +116,9 @@ export interface paths {
          *
          *     `granularity=week|month` adds **trend**: per period (weeks start on Monday, in the business time
          *     zone), the cohorts re-formed with the period as their window and the shares per bucket at the
-         *     period's end. **tag_cloud**: per cohort, every tag its customers carried at the end of the window,
-         *     weighted by count / the largest count.
+         *     period's end; `complete` is false for a period the window cuts or that has not ended yet.
+         *     **tag_cloud**: per cohort, every tag its customers carried at the end of the window, weighted by
+         *     count / the largest count.
          *
          *     - **Window**: `date_from` .. `date_to` inclusive, calendar days in the business time
          *       zone (`KEHU_BUSINESS_TIMEZONE`), i.e. the instants [date_from 00:00, date_to + 1 day 00:00).
@@ -5974,6 +5975,11 @@ export interface components {
             b_count?: number | null;
             /** B Share */
             b_share?: number | null;
+            /**
+             * Complete
+             * @description False when the window cuts the period or it is not over.
+             */
+            complete: boolean;
             /**
              * Period
              * Format: date
