@@ -126,6 +126,14 @@ export const router = createRouter({
       name: 'analytics-products',
       component: () => import('@/views/analytics/ProductsView.vue'),
     },
+    { path: '/tag-rules', name: 'tag-rules', component: () => import('@/views/TagRuleListView.vue') },
+    { path: '/tag-rules/new', name: 'tag-rule-new', component: () => import('@/views/TagRuleFormView.vue') },
+    {
+      path: '/tag-rules/:id(\\d+)',
+      name: 'tag-rule',
+      component: () => import('@/views/TagRuleFormView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

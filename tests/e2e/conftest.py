@@ -248,13 +248,18 @@ class Api:
     """A small API client for arranging test data (logged in as one demo user)."""
 
     def __init__(self, base_url: str, username: str) -> None:
-        self.client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=30)
+        self.client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=60)
         res = self.client.post("/auth/token", data={"username": username, "password": PASSWORD})
         res.raise_for_status()
         self.client.headers["Authorization"] = f"Bearer {res.json()['access_token']}"
 
     def get(self, path: str, **params: Any) -> Any:
         res = self.client.get(path, params=params)
+        res.raise_for_status()
+        return res.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        res = self.client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
         res.raise_for_status()
         return res.json()
 
@@ -286,6 +291,23 @@ def rep1_api(app_url: str) -> Iterator[Api]:
         yield api
     finally:
         api.client.close()
+
+
+@pytest.fixture(scope="session")
+def api_as(app_url: str) -> Iterator[Any]:
+    """api_as(username): an `Api` logged in as that demo user (one client per user and session)."""
+    clients: dict[str, Api] = {}
+
+    def get(username: str) -> Api:
+        if username not in clients:
+            clients[username] = Api(app_url, username)
+        return clients[username]
+
+    try:
+        yield get
+    finally:
+        for client in clients.values():
+            client.client.close()
 
 
 def _login(

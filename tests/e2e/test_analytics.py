@@ -6,42 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
-PASSWORD = "demo1234"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.e2e
 
 
-class Api:
-    """A demo user's API client (the e2e conftest's `Api` is not importable from here)."""
-
-    def __init__(self, base_url: str, username: str) -> None:
-        self.client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=60)
-        res = self.client.post("/auth/token", data={"username": username, "password": PASSWORD})
-        res.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {res.json()['access_token']}"
-
-    def get(self, path: str, **params: Any) -> Any:
-        res = self.client.get(path, params=params)
-        res.raise_for_status()
-        return res.json()
-
-
 @pytest.fixture(scope="module")
-def mgr1_api(app_url: str) -> Iterator[Api]:
-    api = Api(app_url, "mgr1")
-    try:
-        yield api
-    finally:
-        api.client.close()
+def mgr1_api(api_as: Any) -> Any:
+    return api_as("mgr1")
 
 
 def last_year() -> dict[str, str]:
@@ -67,6 +45,13 @@ def pick_dropdown(page: Any, menu: Any, index: int, option: str) -> None:
         ".van-dropdown-item__option", has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")
     ).click()
     expect(popup).to_have_count(0)
+
+
+def expect_counts(page: Any, testid: str, key: str, items: list[dict[str, Any]]) -> None:
+    """Each item's element (`data-<key>` = its `key`) shows its `count`."""
+    for item in items:
+        located = page.locator(f"[data-testid={testid}][data-{key}={item[key]}]")
+        expect(located).to_contain_text(str(item["count"]))
 
 
 @pytest.mark.e2e
@@ -95,9 +80,11 @@ def test_reps_workbench_has_no_analytics_entry(page: Any, login: Any) -> None:
 
 @pytest.mark.e2e
 def test_persona_compares_leads_and_signed_with_flags(
-    page: Any, login: Any, shot: Any, mgr1_api: Api
+    page: Any, login: Any, shot: Any, mgr1_api: Any
 ) -> None:
-    expected = mgr1_api.get("/analytics/persona", dimension="age_band", **last_year())
+    expected = mgr1_api.get(
+        "/analytics/persona", dimension="age_band", granularity="month", **last_year()
+    )
     flagged = [b for b in expected["buckets"] if b["flag"]]
     open_view(page, login, "/analytics/persona", "persona-view")
 
@@ -121,6 +108,14 @@ def test_persona_compares_leads_and_signed_with_flags(
     expect(page.get_by_test_id("persona-stats").first).to_contain_text("p 值")
     # the trend of the first flagged bucket, and a word cloud per cohort
     expect(page.get_by_test_id("persona-trend").locator("canvas")).to_have_count(1)
+    # periods the window cuts or that are not over are drawn apart, with a note saying so
+    trend = [p for p in expected["trend"] if p["value"] == first["value"]]
+    assert trend, "the flagged bucket should have a trend"
+    note = page.get_by_test_id("persona-trend-incomplete")
+    if all(p["complete"] for p in trend):
+        expect(note).to_have_count(0)
+    else:
+        expect(note).to_contain_text("未完整周期")
     expect(page.get_by_test_id("persona-cloud")).to_have_count(2)
     expect(page.get_by_test_id("persona-cloud").first.locator("canvas")).to_have_count(1)
     shot(page, "analytics-persona")
@@ -145,7 +140,7 @@ def test_persona_compares_leads_and_signed_with_flags(
 
 @pytest.mark.e2e
 def test_segments_table_by_one_and_two_dimensions(
-    page: Any, login: Any, shot: Any, mgr1_api: Api
+    page: Any, login: Any, shot: Any, mgr1_api: Any
 ) -> None:
     expected = mgr1_api.get("/analytics/segments", dimensions="industry", **last_year())
     open_view(page, login, "/analytics/segments", "segments-view")
@@ -164,7 +159,7 @@ def test_segments_table_by_one_and_two_dimensions(
 
 
 @pytest.mark.e2e
-def test_rfm_grid_segments_and_customers(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
+def test_rfm_grid_segments_and_customers(page: Any, login: Any, shot: Any, mgr1_api: Any) -> None:
     expected = mgr1_api.get("/analytics/rfm", limit=1, **last_year())
     open_view(page, login, "/analytics/rfm", "rfm-view")
     expect(page.get_by_test_id("rfm-cell")).to_have_count(25)
@@ -192,15 +187,12 @@ def test_rfm_grid_segments_and_customers(page: Any, login: Any, shot: Any, mgr1_
 
 
 @pytest.mark.e2e
-def test_pyramid_tiers(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
+def test_pyramid_tiers(page: Any, login: Any, shot: Any, mgr1_api: Any) -> None:
     expected = mgr1_api.get("/analytics/pyramid", **last_year())
     open_view(page, login, "/analytics/pyramid", "pyramid-view")
     tiers = page.get_by_test_id("pyramid-tier")
     expect(tiers).to_have_count(4)
-    for tier in expected["tiers"]:
-        expect(
-            page.locator(f"[data-testid=pyramid-tier][data-tier={tier['tier']}]")
-        ).to_contain_text(str(tier["count"]))
+    expect_counts(page, "pyramid-tier", "tier", expected["tiers"])
     expect(page.get_by_test_id("pyramid-chart").locator("canvas")).to_have_count(1)
     expect(page.get_by_test_id("pyramid-summary")).to_contain_text(
         str(expected["customers_with_spend"])
@@ -210,16 +202,13 @@ def test_pyramid_tiers(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
 
 @pytest.mark.e2e
 def test_value_matrix_scatter_and_quadrants(
-    page: Any, login: Any, shot: Any, mgr1_api: Api
+    page: Any, login: Any, shot: Any, mgr1_api: Any
 ) -> None:
     expected = mgr1_api.get("/analytics/value-matrix", limit=500, **last_year())
     open_view(page, login, "/analytics/value-matrix", "value-matrix-view")
     quadrants = page.get_by_test_id("value-matrix-quadrant")
     expect(quadrants).to_have_count(4)
-    for q in expected["quadrants"]:
-        expect(
-            page.locator(f"[data-testid=value-matrix-quadrant][data-quadrant={q['quadrant']}]")
-        ).to_contain_text(str(q["count"]))
+    expect_counts(page, "value-matrix-quadrant", "quadrant", expected["quadrants"])
     expect(page.get_by_test_id("value-matrix-chart").locator("canvas")).to_have_count(1)
     expect(page.get_by_test_id("value-matrix-summary")).to_contain_text(str(expected["customers"]))
     shot(page, "analytics-value-matrix")
@@ -227,7 +216,7 @@ def test_value_matrix_scatter_and_quadrants(
 
 @pytest.mark.e2e
 def test_retention_heat_map_repeat_rate_and_churn(
-    page: Any, login: Any, shot: Any, mgr1_api: Api
+    page: Any, login: Any, shot: Any, mgr1_api: Any
 ) -> None:
     expected = mgr1_api.get("/analytics/retention", months=12, limit=20)
     open_view(page, login, "/analytics/retention", "retention-view")
@@ -245,7 +234,7 @@ def test_retention_heat_map_repeat_rate_and_churn(
 
 
 @pytest.mark.e2e
-def test_basket_rules(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
+def test_basket_rules(page: Any, login: Any, shot: Any, mgr1_api: Any) -> None:
     expected = mgr1_api.get("/analytics/basket", limit=100, **last_year())
     assert expected["rules"], "the demo orders should make at least one rule"
     open_view(page, login, "/analytics/basket", "basket-view")
@@ -260,7 +249,7 @@ def test_basket_rules(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
 
 
 @pytest.mark.e2e
-def test_lead_scores_and_products(page: Any, login: Any, shot: Any, mgr1_api: Api) -> None:
+def test_lead_scores_and_products(page: Any, login: Any, shot: Any, mgr1_api: Any) -> None:
     scores = mgr1_api.get("/analytics/lead-scores", limit=20)
     open_view(page, login, "/analytics/lead-scores", "lead-scores-view")
     rows = page.get_by_test_id("lead-score")
@@ -279,7 +268,7 @@ def test_lead_scores_and_products(page: Any, login: Any, shot: Any, mgr1_api: Ap
 
 @pytest.mark.e2e
 def test_customer_detail_recommends_products(
-    page: Any, login: Any, shot: Any, mgr1_api: Api
+    page: Any, login: Any, shot: Any, mgr1_api: Any
 ) -> None:
     buyers = mgr1_api.get("/analytics/rfm", limit=100, **last_year())["items"]
     recommended = None

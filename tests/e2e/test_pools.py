@@ -10,7 +10,6 @@ import datetime as dt
 import random
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,24 +20,6 @@ pytestmark = pytest.mark.e2e
 
 EAST_POOL = "华东公海"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture(scope="module")
-def api_as(app_url: str, rep1_api: Any) -> Iterator[Any]:
-    """api_as(username): the conftest's API client logged in as that demo user (one per module)."""
-    api_class = type(rep1_api)  # the conftest's `Api` (not importable: tests/e2e is no package)
-    clients: dict[str, Any] = {}
-
-    def get(username: str) -> Any:
-        if username not in clients:
-            clients[username] = api_class(app_url, username)
-        return clients[username]
-
-    try:
-        yield get
-    finally:
-        for client in clients.values():
-            client.client.close()
 
 
 def unique_phone() -> str:

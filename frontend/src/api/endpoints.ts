@@ -19,6 +19,9 @@ import type {
   TransferIn,
   PaymentIn,
   PaymentPlanIn,
+  TagRuleCreate,
+  TagRulePreviewIn,
+  TagRuleUpdate,
   ContractAction,
   TokenOut,
   VisitComplete,
@@ -296,6 +299,26 @@ export const fetchProducts = (query: ProductsQuery) => body(api.GET('/analytics/
 
 export const customerRecommendations = (customerId: number) =>
   body(api.GET('/customers/{customer_id}/recommendations', { params: { path: { customer_id: customerId } } }))
+
+// ----- auto-tag rules (H10, config.manage) -----
+
+export const listTagRules = () => body(api.GET('/tag-rules'))
+
+export const getTagRule = (id: number) => unwrap(api.GET('/tag-rules/{rule_id}', { params: { path: { rule_id: id } } }))
+
+export const createTagRule = (payload: TagRuleCreate) => unwrap(api.POST('/tag-rules', { body: payload }))
+
+export const updateTagRule = (id: number, payload: TagRuleUpdate, etag: string) =>
+  unwrap(api.PATCH('/tag-rules/{rule_id}', { params: { path: { rule_id: id } }, body: payload, headers: { 'If-Match': etag } }))
+
+export async function deleteTagRule(id: number, etag: string): Promise<void> {
+  await unwrap(api.DELETE('/tag-rules/{rule_id}', { params: { path: { rule_id: id } }, headers: { 'If-Match': etag } }))
+}
+
+/** Who an unsaved rule would change now (counts and the first 50 each way). */
+export const previewTagRule = (payload: TagRulePreviewIn) => body(api.POST('/tag-rules/preview', { body: payload }))
+
+export const runTagRule = (id: number) => body(api.POST('/tag-rules/{rule_id}/run', { params: { path: { rule_id: id } } }))
 
 // ----- contracts (E3) -----
 

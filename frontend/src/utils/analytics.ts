@@ -1,8 +1,10 @@
 /** What the analytics screens share: windows, money in cents, segment colours, customer links. */
-import { ref, shallowRef } from 'vue'
+import { onMounted, ref, shallowRef, type Ref, type ShallowRef } from 'vue'
+import { analyticsDimensions } from '@/api/endpoints'
+import type { AnalyticsDimension } from '@/api/types'
 import { ApiError } from '@/api/errors'
 import { currentLocale, i18n } from '@/i18n'
-import { errorMessage } from '@/utils/feedback'
+import { errorMessage, showError } from '@/utils/feedback'
 import { formatMoney, isoDate } from '@/utils/format'
 import { valueText } from '@/utils/labels'
 
@@ -110,11 +112,19 @@ export const QUADRANT_COLORS = {
 } as const
 export type Quadrant = keyof typeof QUADRANT_COLORS
 
+/** An analytics answer as `useAnalytics` keeps it. */
+export interface Analysis<T> {
+  data: ShallowRef<T | null>
+  loading: Ref<boolean>
+  error: Ref<string>
+  load: () => Promise<void>
+}
+
 /**
  * One analytics answer: `load()` fetches it again (a newer call wins over a slower older one),
  * `error` is what to show instead (an endpoint the server does not offer yet reads as unavailable).
  */
-export function useAnalytics<T>(fetcher: () => Promise<T>) {
+export function useAnalytics<T>(fetcher: () => Promise<T>): Analysis<T> {
   const data = shallowRef<T | null>(null)
   const loading = ref(false)
   const error = ref('')
@@ -137,4 +147,40 @@ export function useAnalytics<T>(fetcher: () => Promise<T>) {
     }
   }
   return { data, loading, error, load }
+}
+
+/**
+ * A list under an analytics answer that grows a page at a time: the answer's load sets `items` to
+ * the first page, `loadMore()` appends the page `fetchPage(offset)` returns for the items so far
+ * (`more` while it comes; a failure is toasted and the list stays).
+ */
+export function usePagedList<T>(fetchPage: (offset: number) => Promise<T[]>) {
+  const items = shallowRef<T[]>([])
+  const more = ref(false)
+  async function loadMore(): Promise<void> {
+    if (more.value) return
+    more.value = true
+    try {
+      const page = await fetchPage(items.value.length)
+      items.value = [...items.value, ...page]
+    } catch (err) {
+      showError(err)
+    } finally {
+      more.value = false
+    }
+  }
+  return { items, more, loadMore }
+}
+
+/** The dimensions a picker offers, fetched when the screen mounts (empty until then, or if that fails). */
+export function useDimensions(): Ref<AnalyticsDimension[]> {
+  const dimensions = ref<AnalyticsDimension[]>([])
+  onMounted(async () => {
+    try {
+      dimensions.value = await analyticsDimensions()
+    } catch {
+      // the pickers keep their defaults
+    }
+  })
+  return dimensions
 }

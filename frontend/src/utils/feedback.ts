@@ -13,7 +13,7 @@ export function showError(err: unknown): void {
 }
 
 /** Whose field labels a form's errors use (`customer.fields`, `contact.*`, `followUp.fields`, `visit.fields`). */
-export type FormEntity = 'customer' | 'contact' | 'followUp' | 'visit' | 'opportunity'
+export type FormEntity = 'customer' | 'contact' | 'followUp' | 'visit' | 'opportunity' | 'tagRule'
 
 export function isStale(err: unknown): boolean {
   return err instanceof ApiError && err.status === 412
@@ -22,12 +22,14 @@ export function isStale(err: unknown): boolean {
 /**
  * A failed form submit. Field errors of fields the form shows come back as `{field: message}` for
  * the fields' `error-message`, with a toast pointing at them; the rest (errors about other fields
- * or the whole body, any other problem) is toasted.
+ * or the whole body, any other problem) is toasted. `keyOf` names an error's field (by default its
+ * last name: `phones`; a form of rows may key by the whole path: `conditions.0.value`).
  */
 export function formErrors(
   err: unknown,
   shows: (field: string) => boolean,
   entity: FormEntity = 'customer',
+  keyOf: (error: FieldError) => string | null = fieldName,
 ): Record<string, string> {
   if (!(err instanceof ApiError) || !err.errors.length) {
     showError(err)
@@ -36,7 +38,7 @@ export function formErrors(
   const placed: Record<string, string> = {}
   const elsewhere: FieldError[] = []
   for (const e of err.errors) {
-    const name = fieldName(e)
+    const name = keyOf(e)
     if (name === null || !shows(name)) elsewhere.push(e)
     else if (!(name in placed)) placed[name] = describeFieldError(e, undefined, entity)
   }

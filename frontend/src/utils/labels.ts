@@ -20,6 +20,7 @@ const ENTITY_LABELS: Record<string, string> = {
   follow_up: 'followUp',
   visit: 'visit',
   opportunity: 'opportunity',
+  tagRule: 'tagRules',
 }
 
 export function fieldLabel(field: string, entity: string = 'customer'): string {
