@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # Web Push keys exist from the first start, so browsers can subscribe right away.
         await vapid_keys(maker, settings)
+        # The analytics driver takes seconds to import: do it now, beside the start-up.
+        warm_up = asyncio.create_task(asyncio.to_thread(app.state.analytics.prepare))
         # One shared HTTP client (push services, later webhooks); never follows redirects.
         app.state.http = http_client()
         scheduler = None
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if scheduler is not None:
                 await scheduler.stop()
             await app.state.http.aclose()
+            await warm_up
             app.state.analytics.close()
             await engine.dispose()
 

@@ -123,7 +123,7 @@ def window_lines(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, win: Window
 ) -> pl.DataFrame:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).pipe(win.orders)
+    orders = of_customers(win.orders(frames["orders"]), customers)
     return frames["order_lines"].join(orders.select("order_id"), on="order_id", how="semi")
 
 

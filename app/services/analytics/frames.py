@@ -53,6 +53,8 @@ _SQLITE_READ_TYPES: Mapping[str, pl.DataType] = {
     "date": pl.String(),
     "bool": pl.Boolean(),
 }
+# Tables smaller than this (8 KiB pages: 16 MiB) are read in one go.
+PARTITION_MIN_PAGES = 2048
 CUSTOM_FIELD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -65,6 +67,13 @@ class FrameSpec:
     columns: Mapping[str, Kind]
     # A SQL expression (over the frame's table) whose value changes whenever the rows change.
     version: str
+    # PostgreSQL: the table whose pages a large read is split by (ctid ranges, read side by side).
+    table: str | None = None
+
+    def part(self, condition: str) -> str:
+        """The SELECT limited by one more condition."""
+        joiner = " AND " if " WHERE " in self.select else " WHERE "
+        return self.select + joiner + condition
 
 
 _LIVE_CUSTOMERS = "FROM customers WHERE deleted_at IS NULL"
@@ -90,6 +99,7 @@ CUSTOMERS = FrameSpec(
         "birth_date": "date",
     },
     "(SELECT max(updated_at) FROM customers)",
+    table="customers",
 )
 # Every tag span ever recorded (rows are never deleted): the tags as they were at any moment.
 CUSTOMER_TAGS = FrameSpec(
@@ -98,6 +108,7 @@ CUSTOMER_TAGS = FrameSpec(
     {"customer_id": "int", "tag_id": "int", "added_at": "datetime", "removed_at": "datetime"},
     "(SELECT max(id) FROM customer_tags), (SELECT max(removed_at) FROM customer_tags), "
     "(SELECT max(deleted_at) FROM customers)",  # a merge moves the duplicate's tags
+    table="customer_tags",
 )
 TAGS = FrameSpec(
     "tags",
@@ -120,6 +131,7 @@ ORDERS = FrameSpec(
     # New orders raise max(id); merging customers moves orders to the survivor and soft-deletes
     # the merged one, which raises max(deleted_at) (an index) — orders are otherwise never edited.
     "(SELECT max(id) FROM orders), (SELECT max(deleted_at) FROM customers)",
+    table="orders",
 )
 ORDER_LINES = FrameSpec(
     "order_lines",
@@ -132,6 +144,7 @@ ORDER_LINES = FrameSpec(
         "unit_cost_cents": "int",
     },
     "(SELECT max(id) FROM order_lines)",
+    table="order_lines",
 )
 PRODUCTS = FrameSpec(
     "products",
@@ -174,6 +187,8 @@ class AnalyticsStore:
 
     database_url: str
     workers: int = 1
+    # PostgreSQL: a large table is read in this many page ranges at once.
+    load_parts: int = 2
     # A frame younger than this is reused without checking its version (bounded staleness).
     refresh_seconds: float = 0.0
     _executor: ThreadPoolExecutor = field(init=False)
@@ -265,18 +280,59 @@ class AnalyticsStore:
             return frame
         return await asyncio.shield(pending)
 
-    def _load(self, spec: FrameSpec) -> pl.DataFrame:
-        """Read the frame (in the worker thread) and give every column its type."""
+    def prepare(self) -> None:
+        """Import the database driver (pyarrow with it: seconds) before the first request."""
         if self.dialect == "postgresql":
-            import adbc_driver_postgresql.dbapi as driver
+            import adbc_driver_postgresql.dbapi  # noqa: F401
 
-            with driver.connect(self._adbc_uri) as conn, conn.cursor() as cursor:
-                cursor.execute(spec.select)
-                frame = pl.from_arrow(cursor.fetch_arrow_table())
-            assert isinstance(frame, pl.DataFrame)
+    def _load(self, spec: FrameSpec) -> pl.DataFrame:
+        """Read the frame (in a loader thread) and give every column its type."""
+        if self.dialect == "postgresql":
+            frame = self._load_postgresql(spec)
         else:
             frame = self._load_sqlite(spec)
         return frame.select(_typed(frame, name, kind) for name, kind in spec.columns.items())
+
+    def _load_postgresql(self, spec: FrameSpec) -> pl.DataFrame:
+        """ADBC (binary COPY into Arrow). A large table is read in page ranges side by side, so
+        several server processes share the work; ranges end open, so rows on pages added
+        meanwhile are read by the last part."""
+        import adbc_driver_postgresql.dbapi as driver
+
+        def read(sql: str) -> Any:
+            with driver.connect(self._adbc_uri) as conn, conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetch_arrow_table()
+
+        queries = [spec.select]
+        if spec.table is not None and self.load_parts > 1:
+            pages = int(
+                read(
+                    f"SELECT pg_relation_size('{spec.table}') / "
+                    "current_setting('block_size')::int AS pages"
+                )
+                .column(0)[0]
+                .as_py()
+            )
+            if pages >= PARTITION_MIN_PAGES:
+                step = -(-pages // self.load_parts)
+                bounds = list(range(0, pages, step))
+                queries = [
+                    spec.part(
+                        f"ctid >= '({low},0)'::tid"
+                        + (f" AND ctid < '({bounds[i + 1]},0)'::tid" if i + 1 < len(bounds) else "")
+                    )
+                    for i, low in enumerate(bounds)
+                ]
+        if len(queries) == 1:
+            frame = pl.from_arrow(read(queries[0]))
+        else:
+            with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+                tables = list(pool.map(read, queries))
+            parts = [pl.from_arrow(t) for t in tables]
+            frame = pl.concat([p for p in parts if isinstance(p, pl.DataFrame)], rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
 
     def _load_sqlite(self, spec: FrameSpec) -> pl.DataFrame:
         """SQLite through the interpreter's own sqlite3 module, straight into columns.

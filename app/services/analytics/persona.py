@@ -88,40 +88,95 @@ def _members(
     return found.with_columns(at=pl.lit(query.window.end, dtype=pl.Datetime("us", "UTC")))
 
 
-def _stats(
-    members: pl.DataFrame,
+@dataclass(frozen=True)
+class _Dense:
+    """Per-customer values indexed by customer id (gathers instead of hash joins): cohort
+    membership, converted by the window's end, revenue in the window."""
+
+    member: dict[str, pl.Series]
+    converted: pl.Series
+    revenue: pl.Series
+
+    @staticmethod
+    def build(
+        members: Mapping[str, pl.DataFrame], revenue: pl.DataFrame, size: int, end: Any
+    ) -> _Dense:
+        def flags(ids: pl.Series) -> pl.Series:
+            return pl.zeros(size, dtype=pl.Boolean, eager=True).scatter(ids, True)
+
+        union = pl.concat([m.select("id", "signed_at") for m in members.values()]).unique("id")
+        converted = union.filter(pl.col("signed_at").is_not_null() & (pl.col("signed_at") < end))
+        cents = pl.zeros(size, dtype=pl.Int64, eager=True).scatter(
+            revenue["id"], revenue["revenue_cents"]
+        )
+        return _Dense(
+            member={k: flags(m["id"]) for k, m in members.items()},
+            converted=flags(converted["id"]),
+            revenue=cents,
+        )
+
+    def stats(self, values: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+        """Per value of ``values`` (id, value): for each cohort key, count, converted, revenue."""
+        ids = values["id"]
+        gathered = values.with_columns(
+            _conv=self.converted.gather(ids), _rev=self.revenue.gather(ids)
+        ).with_columns(**{f"_in_{k}": self.member[k].gather(ids) for k in keys})
+        aggregates = []
+        for k in keys:
+            inside = pl.col(f"_in_{k}")
+            aggregates += [
+                inside.sum().alias(f"{k}_count"),
+                (inside & pl.col("_conv")).sum().alias(f"{k}_converted"),
+                pl.when(inside).then(pl.col("_rev")).otherwise(0).sum().alias(f"{k}_revenue"),
+            ]
+        return gathered.group_by("value").agg(aggregates)
+
+
+def _cohort_values(
+    members: Mapping[str, pl.DataFrame],
     query: PersonaQuery,
     frames: Mapping[str, pl.DataFrame],
-    revenue: pl.DataFrame,
-) -> tuple[int, int, dict[Any, dict[str, Any]]]:
-    size = members.height
-    values = bucket_values(
-        members, query.dimension, frames, tz=query.window.tz, age_cuts=query.age_cuts or (18,)
+    dense: _Dense,
+) -> pl.DataFrame:
+    """(id, value) for every member of any cohort, all seen at the window's end. A tag group
+    reads the spans in force then straight from the history (one filtered pass)."""
+    dimension = query.dimension
+    if dimension.kind != "tag_group":
+        union = pl.concat([m for m in members.values()], how="diagonal_relaxed").unique("id")
+        return bucket_values(
+            union, dimension, frames, tz=query.window.tz, age_cuts=query.age_cuts or (18,)
+        ).select("id", "value")
+    meta = frames["tags"].filter(pl.col("group_id") == dimension.group_id)
+    spans = _member_spans(frames, query, dense, meta["tag_id"])
+    carried = (
+        spans.join(meta.select("tag_id", "tag"), on="tag_id")
+        .select(pl.col("customer_id").alias("id"), pl.col("tag").alias("value"))
+        .unique()
     )
-    signed = members.select(
-        "id",
-        converted=(pl.col("signed_at").is_not_null() & (pl.col("signed_at") < pl.col("at"))),
-    ).join(revenue.select("id", "revenue_cents"), on="id", how="left")
-    grouped = (
-        values.join(signed, on="id", how="left")
-        .group_by("value")
-        .agg(
-            count=pl.len(),
-            converted=pl.col("converted").sum(),
-            revenue_cents=pl.col("revenue_cents").fill_null(0).sum(),
-        )
+    union_ids = pl.concat([m.select("id") for m in members.values()]).unique()
+    missing = union_ids.join(carried.select("id"), on="id", how="anti").with_columns(
+        value=pl.lit(None, dtype=pl.String)
     )
-    total_revenue = int(members.join(revenue, on="id", how="inner")["revenue_cents"].sum() or 0)
-    buckets = {
-        row["value"]: {
-            "count": row["count"],
-            "share": row["count"] / size if size else 0.0,
-            "conversion_rate": row["converted"] / row["count"] if row["count"] else None,
-            "revenue_cents": int(row["revenue_cents"]),
-        }
-        for row in grouped.iter_rows(named=True)
-    }
-    return size, total_revenue, buckets
+    return pl.concat([carried, missing])
+
+
+def _member_spans(
+    frames: Mapping[str, pl.DataFrame],
+    query: PersonaQuery,
+    dense: _Dense,
+    tag_ids: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Tag spans in force at the window's end of customers in any cohort."""
+    spans = tags_at(frames["customer_tags"], query.window.end)
+    if tag_ids is not None:
+        spans = spans.filter(pl.col("tag_id").is_in(tag_ids.implode()))
+    ids = spans["customer_id"]
+    anyone = pl.lit(False)
+    flagged = spans
+    for key, series in dense.member.items():
+        flagged = flagged.with_columns(series.gather(ids).alias(f"_in_{key}"))
+        anyone = anyone | pl.col(f"_in_{key}")
+    return flagged.filter(anyone)
 
 
 def _flag(
@@ -159,13 +214,23 @@ def persona(
     cohorts: list[tuple[str, Cohort]] = [("a", query.cohort_a)]
     if query.cohort_b is not None:
         cohorts.append(("b", query.cohort_b))
-    sizes: dict[str, int] = {}
-    revenues: dict[str, int] = {}
-    stats: dict[str, dict[Any, dict[str, Any]]] = {}
-    members: dict[str, pl.DataFrame] = {}
-    for key, cohort in cohorts:
-        members[key] = _members(customers, cohort, query, frames)
-        sizes[key], revenues[key], stats[key] = _stats(members[key], query, frames, revenue)
+    members = {key: _members(customers, cohort, query, frames) for key, cohort in cohorts}
+    size = _id_space(frames)
+    dense = _Dense.build(members, revenue, size, query.window.end)
+    sizes = {k: m.height for k, m in members.items()}
+    revenues = {k: int(dense.revenue.gather(m["id"]).sum() or 0) for k, m in members.items()}
+    table = dense.stats(_cohort_values(members, query, frames, dense), list(members))
+    stats: dict[str, dict[Any, dict[str, Any]]] = {k: {} for k in members}
+    for row in table.iter_rows(named=True):
+        for k in members:
+            count = row[f"{k}_count"]
+            if count:
+                stats[k][row["value"]] = {
+                    "count": count,
+                    "share": count / sizes[k] if sizes[k] else 0.0,
+                    "conversion_rate": row[f"{k}_converted"] / count,
+                    "revenue_cents": int(row[f"{k}_revenue"]),
+                }
     values = set(stats["a"]) | set(stats.get("b", {}))
     buckets = []
     for value in values:
@@ -189,7 +254,7 @@ def persona(
         "buckets": buckets,
         "trend": _trend(customers, cohorts, query, frames) if query.granularity else None,
         "tag_cloud": (
-            {k: _tag_cloud(members[k], query, frames) for k, _ in cohorts}
+            _tag_cloud(query, frames, dense)
             if "customer_tags" in frames and query.cloud_size
             else None
         ),
@@ -278,29 +343,42 @@ def _next_period(start: dt.date, granularity: str | None) -> dt.date:
 
 
 def _tag_cloud(
-    members: pl.DataFrame, query: PersonaQuery, frames: Mapping[str, pl.DataFrame]
-) -> list[dict[str, Any]]:
-    spans = tags_at(frames["customer_tags"], query.window.end).join(
-        members.select(pl.col("id").alias("customer_id")), on="customer_id", how="semi"
-    )
+    query: PersonaQuery, frames: Mapping[str, pl.DataFrame], dense: _Dense
+) -> dict[str, list[dict[str, Any]]]:
+    """Per cohort: the tags its customers carried at the window's end, by count."""
+    spans = _member_spans(frames, query, dense)
+    keys = list(dense.member)
     counted = (
         spans.group_by("tag_id")
-        .agg(count=pl.col("customer_id").n_unique())
+        .agg([pl.col(f"_in_{k}").sum().alias(k) for k in keys])
         .join(frames["tags"], on="tag_id")
-        .sort(["count", "tag_id"], descending=[True, False])
-        .head(query.cloud_size)
     )
-    top = counted["count"].max() if counted.height else 0
-    return [
-        {
-            "tag_id": row["tag_id"],
-            "tag": row["tag"],
-            "tag_group": row["tag_group"],
-            "count": row["count"],
-            "weight": row["count"] / top if top else 0.0,
-        }
-        for row in counted.iter_rows(named=True)
-    ]
+    cloud: dict[str, list[dict[str, Any]]] = {}
+    for k in keys:
+        top = (
+            counted.filter(pl.col(k) > 0)
+            .sort([k, "tag_id"], descending=[True, False])
+            .head(query.cloud_size)
+        )
+        largest = top[k].max() if top.height else 0
+        cloud[k] = [
+            {
+                "tag_id": row["tag_id"],
+                "tag": row["tag"],
+                "tag_group": row["tag_group"],
+                "count": row[k],
+                "weight": row[k] / largest if largest else 0.0,
+            }
+            for row in top.iter_rows(named=True)
+        ]
+    return cloud
+
+
+def _id_space(frames: Mapping[str, pl.DataFrame]) -> int:
+    """One more than the largest customer id any frame refers to (the dense arrays' length)."""
+    columns = [frames["customers"]["id"]]
+    columns += [frames[n]["customer_id"] for n in ("customer_tags", "orders") if n in frames]
+    return max((int(c.max() or 0) for c in columns if c.len()), default=0) + 1  # type: ignore[arg-type]
 
 
 persona.__doc__ = PERSONA_DEFINITION

@@ -37,7 +37,7 @@ def products(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: ProductsQuery
 ) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).pipe(q.window.orders)
+    orders = of_customers(q.window.orders(frames["orders"]), customers)
     lines = (
         frames["order_lines"]
         .join(orders.select("order_id", "customer_id", "channel"), on="order_id")

@@ -117,7 +117,7 @@ class RfmQuery:
 
 def rfm(frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: RfmQuery) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    table = rfm_table(of_customers(frames["orders"], customers), q.window)
+    table = rfm_table(of_customers(q.window.orders(frames["orders"]), customers), q.window)
     n = table.height
     by_segment = {
         row["segment"]: row
@@ -199,7 +199,7 @@ def value_matrix(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: ValueMatrixQuery
 ) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    orders = of_customers(frames["orders"], customers).pipe(q.window.orders)
+    orders = of_customers(q.window.orders(frames["orders"]), customers)
     per = (
         orders.group_by("customer_id")
         .agg(sales_cents=pl.col("amount_cents").sum(), cost_cents=pl.col("cost_cents").sum())
@@ -333,7 +333,7 @@ def pyramid(
     frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: PyramidQuery
 ) -> dict[str, Any]:
     customers = scoped(frames["customers"], scope)
-    table = tier_table(of_customers(frames["orders"], customers), q.window, q.cuts)
+    table = tier_table(of_customers(q.window.orders(frames["orders"]), customers), q.window, q.cuts)
     total = int(table["spend_cents"].sum() or 0)
     stats = {
         row["tier"]: row
