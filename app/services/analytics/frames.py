@@ -53,8 +53,6 @@ _SQLITE_READ_TYPES: Mapping[str, pl.DataType] = {
     "date": pl.String(),
     "bool": pl.Boolean(),
 }
-# Tables smaller than this (8 KiB pages: 16 MiB) are read in one go.
-PARTITION_MIN_PAGES = 2048
 CUSTOM_FIELD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -67,13 +65,6 @@ class FrameSpec:
     columns: Mapping[str, Kind]
     # A SQL expression (over the frame's table) whose value changes whenever the rows change.
     version: str
-    # PostgreSQL: the table whose pages a large read is split by (ctid ranges, read side by side).
-    table: str | None = None
-
-    def part(self, condition: str) -> str:
-        """The SELECT limited by one more condition."""
-        joiner = " AND " if " WHERE " in self.select else " WHERE "
-        return self.select + joiner + condition
 
 
 _LIVE_CUSTOMERS = "FROM customers WHERE deleted_at IS NULL"
@@ -99,7 +90,6 @@ CUSTOMERS = FrameSpec(
         "birth_date": "date",
     },
     "(SELECT max(updated_at) FROM customers)",
-    table="customers",
 )
 # Every tag span ever recorded (rows are never deleted): the tags as they were at any moment.
 CUSTOMER_TAGS = FrameSpec(
@@ -108,7 +98,6 @@ CUSTOMER_TAGS = FrameSpec(
     {"customer_id": "int", "tag_id": "int", "added_at": "datetime", "removed_at": "datetime"},
     "(SELECT max(id) FROM customer_tags), (SELECT max(removed_at) FROM customer_tags), "
     "(SELECT max(deleted_at) FROM customers)",  # a merge moves the duplicate's tags
-    table="customer_tags",
 )
 TAGS = FrameSpec(
     "tags",
@@ -131,7 +120,6 @@ ORDERS = FrameSpec(
     # New orders raise max(id); merging customers moves orders to the survivor and soft-deletes
     # the merged one, which raises max(deleted_at) (an index) — orders are otherwise never edited.
     "(SELECT max(id) FROM orders), (SELECT max(deleted_at) FROM customers)",
-    table="orders",
 )
 ORDER_LINES = FrameSpec(
     "order_lines",
@@ -144,7 +132,6 @@ ORDER_LINES = FrameSpec(
         "unit_cost_cents": "int",
     },
     "(SELECT max(id) FROM order_lines)",
-    table="order_lines",
 )
 PRODUCTS = FrameSpec(
     "products",
@@ -187,8 +174,6 @@ class AnalyticsStore:
 
     database_url: str
     workers: int = 1
-    # PostgreSQL: a large table is read in this many page ranges at once.
-    load_parts: int = 2
     # A frame younger than this is reused without checking its version (bounded staleness).
     refresh_seconds: float = 0.0
     _executor: ThreadPoolExecutor = field(init=False)
@@ -202,9 +187,10 @@ class AnalyticsStore:
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="kehu-analytics"
         )
-        # Frames load side by side (each is one COPY on its own connection; the database does
-        # most of the work), apart from the computations.
-        self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kehu-analytics-load")
+        # Frames load one at a time, apart from the computations: loading several at once was
+        # no faster here (the database's COPY is the bottleneck) and took the CPU the API's own
+        # queries need (bench/RESULTS.md: customer detail p95 52 ms -> 187 ms during a cold load).
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kehu-analytics-load")
         url = make_url(self.database_url)
         self.dialect = url.get_backend_name()
         if self.dialect == "postgresql":
@@ -294,43 +280,12 @@ class AnalyticsStore:
         return frame.select(_typed(frame, name, kind) for name, kind in spec.columns.items())
 
     def _load_postgresql(self, spec: FrameSpec) -> pl.DataFrame:
-        """ADBC (binary COPY into Arrow). A large table is read in page ranges side by side, so
-        several server processes share the work; ranges end open, so rows on pages added
-        meanwhile are read by the last part."""
+        """ADBC: PostgreSQL's binary COPY straight into Arrow."""
         import adbc_driver_postgresql.dbapi as driver
 
-        def read(sql: str) -> Any:
-            with driver.connect(self._adbc_uri) as conn, conn.cursor() as cursor:
-                cursor.execute(sql)
-                return cursor.fetch_arrow_table()
-
-        queries = [spec.select]
-        if spec.table is not None and self.load_parts > 1:
-            pages = int(
-                read(
-                    f"SELECT pg_relation_size('{spec.table}') / "
-                    "current_setting('block_size')::int AS pages"
-                )
-                .column(0)[0]
-                .as_py()
-            )
-            if pages >= PARTITION_MIN_PAGES:
-                step = -(-pages // self.load_parts)
-                bounds = list(range(0, pages, step))
-                queries = [
-                    spec.part(
-                        f"ctid >= '({low},0)'::tid"
-                        + (f" AND ctid < '({bounds[i + 1]},0)'::tid" if i + 1 < len(bounds) else "")
-                    )
-                    for i, low in enumerate(bounds)
-                ]
-        if len(queries) == 1:
-            frame = pl.from_arrow(read(queries[0]))
-        else:
-            with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-                tables = list(pool.map(read, queries))
-            parts = [pl.from_arrow(t) for t in tables]
-            frame = pl.concat([p for p in parts if isinstance(p, pl.DataFrame)], rechunk=False)
+        with driver.connect(self._adbc_uri) as conn, conn.cursor() as cursor:
+            cursor.execute(spec.select)
+            frame = pl.from_arrow(cursor.fetch_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame
 
