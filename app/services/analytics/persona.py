@@ -94,6 +94,7 @@ class _Dense:
     membership, converted by the window's end, revenue in the window."""
 
     member: dict[str, pl.Series]
+    anyone: pl.Series
     converted: pl.Series
     revenue: pl.Series
 
@@ -111,6 +112,7 @@ class _Dense:
         )
         return _Dense(
             member={k: flags(m["id"]) for k, m in members.items()},
+            anyone=flags(union["id"]),
             converted=flags(converted["id"]),
             revenue=cents,
         )
@@ -136,7 +138,7 @@ def _cohort_values(
     members: Mapping[str, pl.DataFrame],
     query: PersonaQuery,
     frames: Mapping[str, pl.DataFrame],
-    dense: _Dense,
+    spans: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """(id, value) for every member of any cohort, all seen at the window's end. A tag group
     reads the spans in force then straight from the history (one filtered pass)."""
@@ -146,11 +148,15 @@ def _cohort_values(
         return bucket_values(
             union, dimension, frames, tz=query.window.tz, age_cuts=query.age_cuts or (18,)
         ).select("id", "value")
+    assert spans is not None
     meta = frames["tags"].filter(pl.col("group_id") == dimension.group_id)
-    spans = _member_spans(frames, query, dense, meta["tag_id"])
+    names = dict(meta.select("tag_id", "tag").iter_rows())
     carried = (
-        spans.join(meta.select("tag_id", "tag"), on="tag_id")
-        .select(pl.col("customer_id").alias("id"), pl.col("tag").alias("value"))
+        spans.filter(pl.col("tag_id").is_in(list(names)))
+        .select(
+            pl.col("customer_id").alias("id"),
+            pl.col("tag_id").replace_strict(names, return_dtype=pl.String).alias("value"),
+        )
         .unique()
     )
     union_ids = pl.concat([m.select("id") for m in members.values()]).unique()
@@ -161,22 +167,16 @@ def _cohort_values(
 
 
 def _member_spans(
-    frames: Mapping[str, pl.DataFrame],
-    query: PersonaQuery,
-    dense: _Dense,
-    tag_ids: pl.Series | None = None,
+    frames: Mapping[str, pl.DataFrame], query: PersonaQuery, dense: _Dense
 ) -> pl.DataFrame:
-    """Tag spans in force at the window's end of customers in any cohort."""
+    """Tag spans in force at the window's end of customers in any cohort, with a membership
+    column per cohort: one pass over the history serves the buckets and the tag cloud."""
     spans = tags_at(frames["customer_tags"], query.window.end)
-    if tag_ids is not None:
-        spans = spans.filter(pl.col("tag_id").is_in(tag_ids.implode()))
+    spans = spans.filter(dense.anyone.gather(spans["customer_id"]))
     ids = spans["customer_id"]
-    anyone = pl.lit(False)
-    flagged = spans
-    for key, series in dense.member.items():
-        flagged = flagged.with_columns(series.gather(ids).alias(f"_in_{key}"))
-        anyone = anyone | pl.col(f"_in_{key}")
-    return flagged.filter(anyone)
+    return spans.with_columns(
+        series.gather(ids).alias(f"_in_{key}") for key, series in dense.member.items()
+    )
 
 
 def _flag(
@@ -219,7 +219,13 @@ def persona(
     dense = _Dense.build(members, revenue, size, query.window.end)
     sizes = {k: m.height for k, m in members.items()}
     revenues = {k: int(dense.revenue.gather(m["id"]).sum() or 0) for k, m in members.items()}
-    table = dense.stats(_cohort_values(members, query, frames, dense), list(members))
+    wants_cloud = "customer_tags" in frames and query.cloud_size > 0
+    spans = (
+        _member_spans(frames, query, dense)
+        if wants_cloud or query.dimension.kind == "tag_group"
+        else None
+    )
+    table = dense.stats(_cohort_values(members, query, frames, spans), list(members))
     stats: dict[str, dict[Any, dict[str, Any]]] = {k: {} for k in members}
     for row in table.iter_rows(named=True):
         for k in members:
@@ -254,8 +260,8 @@ def persona(
         "buckets": buckets,
         "trend": _trend(customers, cohorts, query, frames) if query.granularity else None,
         "tag_cloud": (
-            _tag_cloud(query, frames, dense)
-            if "customer_tags" in frames and query.cloud_size
+            _tag_cloud(query, frames, spans, list(members))
+            if wants_cloud and spans is not None
             else None
         ),
     }
@@ -343,11 +349,9 @@ def _next_period(start: dt.date, granularity: str | None) -> dt.date:
 
 
 def _tag_cloud(
-    query: PersonaQuery, frames: Mapping[str, pl.DataFrame], dense: _Dense
+    query: PersonaQuery, frames: Mapping[str, pl.DataFrame], spans: pl.DataFrame, keys: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Per cohort: the tags its customers carried at the window's end, by count."""
-    spans = _member_spans(frames, query, dense)
-    keys = list(dense.member)
     counted = (
         spans.group_by("tag_id")
         .agg([pl.col(f"_in_{k}").sum().alias(k) for k in keys])
