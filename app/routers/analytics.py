@@ -31,6 +31,7 @@ from app.services.analytics import service
 from app.services.analytics.basket import BASKET_DEFINITION, BasketQuery, basket, recommendations
 from app.services.analytics.common import (
     COHORT_DOC,
+    frames_for,
     parse_age_cuts,
     parse_cohort,
     parse_dimension,
@@ -122,7 +123,7 @@ async def get_persona(
         age_cuts=cuts,
         cloud_size=tag_cloud_size,
     )
-    frames = ["orders", "customer_tags", "tags", *service.frames_for([dim])]
+    frames = ["orders", "customer_tags", "tags", *frames_for([dim])]
     result = await analysis.run(frames, persona, query)
     return PersonaOut.model_validate(result)
 
@@ -160,7 +161,7 @@ async def get_segments(
             errors=[field_error("dimensions", "1–3 dimension keys", where="query")],
         )
     dims = [parse_dimension(k, cat, param="dimensions", age_cuts=cuts) for k in keys]
-    frames = ["orders", *service.frames_for(dims)]
+    frames = ["orders", *frames_for(dims)]
     if measure.startswith("custom:"):
         key = measure.removeprefix("custom:")
         if cat.custom_fields.get(key, ("", ""))[1] != "number":

@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -145,13 +144,6 @@ def parse_cohort(raw: str, *, param: str) -> Cohort:
     return Cohort(basis, values, ids, raw)
 
 
-def basis_moment(cohort: Cohort) -> str | None:
-    """The customer column (or derived column) whose moment puts a customer in the cohort."""
-    return {"created": "created_at", "signed": "signed_at", "ordered": "first_order_in_window"}.get(
-        cohort.basis
-    )
-
-
 def cohort_members(
     customers: pl.DataFrame,
     cohort: Cohort,
@@ -197,10 +189,6 @@ def tags_at(tags: pl.DataFrame, moment: dt.datetime | pl.Expr) -> pl.DataFrame:
     return tags.filter(
         (pl.col("added_at") < at) & (pl.col("removed_at").is_null() | (pl.col("removed_at") >= at))
     )
-
-
-def needs_tags(*cohorts: Cohort) -> bool:
-    return any("tag" in c.ids for c in cohorts)
 
 
 # --- dimensions --------------------------------------------------------------------------------
@@ -362,7 +350,3 @@ def revenue_in(orders: pl.DataFrame, win: Window) -> pl.DataFrame:
         )
         .rename({"customer_id": "id"})
     )
-
-
-def as_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dicts()

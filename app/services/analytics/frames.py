@@ -16,7 +16,6 @@ to ``KEHU_ANALYTICS_THREADS`` threads, so a large computation never stalls the e
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 import sqlite3
 import time
@@ -194,9 +193,9 @@ class AnalyticsStore:
         url = make_url(self.database_url)
         self.dialect = url.get_backend_name()
         if self.dialect == "postgresql":
-            self._adbc_uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._location = url.set(drivername="postgresql").render_as_string(hide_password=False)
         else:
-            self._adbc_uri = url.database or ""
+            self._location = url.database or ""
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -283,7 +282,7 @@ class AnalyticsStore:
         """ADBC: PostgreSQL's binary COPY straight into Arrow."""
         import adbc_driver_postgresql.dbapi as driver
 
-        with driver.connect(self._adbc_uri) as conn, conn.cursor() as cursor:
+        with driver.connect(self._location) as conn, conn.cursor() as cursor:
             cursor.execute(spec.select)
             frame = pl.from_arrow(cursor.fetch_arrow_table())
         assert isinstance(frame, pl.DataFrame)
@@ -297,7 +296,7 @@ class AnalyticsStore:
         recent WAL commits, and closing one copy's file descriptor drops the other's locks
         ("How To Corrupt An SQLite Database File", 2.2.1).
         """
-        location = Path(self._adbc_uri).resolve().as_uri() + "?mode=ro"
+        location = Path(self._location).resolve().as_uri() + "?mode=ro"
         conn = sqlite3.connect(location, uri=True, check_same_thread=False)
         try:
             cursor = conn.execute(spec.select)
@@ -347,7 +346,3 @@ def of_customers(frame: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
     return frame.join(
         customers.select(pl.col("id").alias("customer_id")), on="customer_id", how="semi"
     )
-
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC)

@@ -201,7 +201,7 @@ def _flag(
     }
 
 
-def _empty(size: int) -> dict[str, Any]:
+def _empty() -> dict[str, Any]:
     return {"count": 0, "share": 0.0, "conversion_rate": None, "revenue_cents": 0}
 
 
@@ -241,10 +241,10 @@ def persona(
     buckets = []
     for value in values:
         a = stats["a"].get(value)
-        entry: dict[str, Any] = {"value": value, "a": a or _empty(sizes["a"])}
+        entry: dict[str, Any] = {"value": value, "a": a or _empty()}
         if "b" in stats:
             b = stats["b"].get(value)
-            entry["b"] = b or _empty(sizes["b"])
+            entry["b"] = b or _empty()
             entry.update(_flag(a, b, sizes["a"], sizes["b"], query.alpha))
         buckets.append(entry)
     buckets.sort(key=lambda e: _order(e, query.dimension))

@@ -20,8 +20,6 @@ from app.services.analytics.common import (
     FIELD_DIMENSIONS,
     Catalog,
     Window,
-    age_band_labels,
-    frames_for,
     window,
 )
 from app.services.analytics.frames import AnalyticsStore
@@ -85,6 +83,3 @@ class Analysis:
         scope = await customer_scope(self.session, self.principal)
         loaded = await self.store.frames(self.session, ["customers", *frames])
         return await self.store.run(fn, loaded, scope, *args)
-
-
-__all__ = ["Analysis", "age_band_labels", "catalog", "dimensions", "frames_for"]
