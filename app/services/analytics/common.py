@@ -151,10 +151,15 @@ def cohort_members(
     *,
     orders: pl.DataFrame | None,
     tags: pl.DataFrame | None,
+    columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """The cohort's customers (from already scoped `customers`) with `moment`: when they
-    entered it (None for `all`)."""
+    entered it (None for `all`). With `columns`, only those customer columns (and `id`) come
+    along: the filters then copy less."""
     frame = customers
+    if columns is not None:
+        wanted = ["id", "created_at", "signed_at", "owner_id", *cohort.values, *columns]
+        frame = customers.select(list(dict.fromkeys(wanted)))
     for name, items in cohort.values.items():
         frame = frame.filter(pl.col(name).is_in(list(items)))
     if "owner" in cohort.ids:
@@ -180,15 +185,22 @@ def cohort_members(
         frame = frame.join(first, on="id", how="inner")
     else:
         frame = frame.with_columns(moment=pl.lit(None, dtype=pl.Datetime("us", "UTC")))
+    if columns is not None:
+        frame = frame.select(list(dict.fromkeys(["id", "moment", *columns])))
     return frame
 
 
-def tags_at(tags: pl.DataFrame, moment: dt.datetime | pl.Expr) -> pl.DataFrame:
+def in_force(moment: dt.datetime | pl.Expr) -> pl.Expr:
     """Tag spans in force at `moment`: added before it and not removed by then."""
     at = pl.lit(moment) if isinstance(moment, dt.datetime) else moment
-    return tags.filter(
-        (pl.col("added_at") < at) & (pl.col("removed_at").is_null() | (pl.col("removed_at") >= at))
+    return (pl.col("added_at") < at) & (
+        pl.col("removed_at").is_null() | (pl.col("removed_at") >= at)
     )
+
+
+def tags_at(tags: pl.DataFrame, moment: dt.datetime | pl.Expr) -> pl.DataFrame:
+    """Tag spans in force at `moment` (`in_force`)."""
+    return tags.filter(in_force(moment))
 
 
 # --- dimensions --------------------------------------------------------------------------------
@@ -203,6 +215,15 @@ class Dimension:
     custom_key: str | None = None
     # For age bands: the labels in order (buckets sort by them).
     order: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The customer columns its values are read from (tags and custom fields have frames)."""
+        if self.kind == "field":
+            return (self.key,)
+        if self.kind == "age_band":
+            return ("birth_date",)
+        return ()
 
 
 @dataclass(frozen=True)
@@ -341,7 +362,8 @@ def bucket_values(
 def revenue_in(orders: pl.DataFrame, win: Window) -> pl.DataFrame:
     """(id, revenue_cents, cost_cents, orders) per customer: orders placed in the window."""
     return (
-        win.orders(orders)
+        orders.lazy()  # lazy: only the columns summed are filtered
+        .filter(win.contains("ordered_at"))
         .group_by("customer_id")
         .agg(
             revenue_cents=pl.col("amount_cents").sum(),
@@ -349,4 +371,5 @@ def revenue_in(orders: pl.DataFrame, win: Window) -> pl.DataFrame:
             orders=pl.len(),
         )
         .rename({"customer_id": "id"})
+        .collect()
     )

@@ -4,7 +4,9 @@ dimension, which differences are real, and how the shares moved over time."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +22,8 @@ from app.services.analytics.common import (
     Window,
     bucket_values,
     cohort_members,
+    in_force,
     revenue_in,
-    tags_at,
 )
 from app.services.analytics.frames import scoped
 
@@ -46,6 +48,10 @@ zone), the cohorts re-formed with the period as their window and the shares per 
 period's end; `complete` is false for a period the window cuts or that has not ended yet.
 **tag_cloud**: per cohort, every tag its customers carried at the end of the window, weighted by
 count / the largest count."""
+
+
+# Customer and tag id packed into one integer: customer_id * _PAIR + tag_id.
+_PAIR = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -77,15 +83,17 @@ def _members(
     cohort: Cohort,
     query: PersonaQuery,
     frames: Mapping[str, pl.DataFrame],
-) -> pl.DataFrame:
+) -> pl.Series:
+    """The ids of the cohort's customers."""
     found = cohort_members(
         customers,
         cohort,
         query.window,
         orders=frames.get("orders"),
         tags=frames.get("customer_tags"),
+        columns=(),
     )
-    return found.with_columns(at=pl.lit(query.window.end, dtype=pl.Datetime("us", "UTC")))
+    return found["id"]
 
 
 @dataclass(frozen=True)
@@ -100,22 +108,22 @@ class _Dense:
 
     @staticmethod
     def build(
-        members: Mapping[str, pl.DataFrame], revenue: pl.DataFrame, size: int, end: Any
+        customers: pl.DataFrame,
+        members: Mapping[str, pl.Series],
+        revenue: pl.DataFrame,
+        size: int,
+        end: Any,
     ) -> _Dense:
         def flags(ids: pl.Series) -> pl.Series:
             return pl.zeros(size, dtype=pl.Boolean, eager=True).scatter(ids, True)
 
-        union = pl.concat([m.select("id", "signed_at") for m in members.values()]).unique("id")
-        converted = union.filter(pl.col("signed_at").is_not_null() & (pl.col("signed_at") < end))
+        member = {k: flags(ids) for k, ids in members.items()}
+        anyone = functools.reduce(operator.or_, member.values())
+        converted = customers.select(pl.col("id").filter(pl.col("signed_at") < end)).to_series()
         cents = pl.zeros(size, dtype=pl.Int64, eager=True).scatter(
             revenue["id"], revenue["revenue_cents"]
         )
-        return _Dense(
-            member={k: flags(m["id"]) for k, m in members.items()},
-            anyone=flags(union["id"]),
-            converted=flags(converted["id"]),
-            revenue=cents,
-        )
+        return _Dense(member=member, anyone=anyone, converted=flags(converted), revenue=cents)
 
     def stats(self, values: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         """Per value of ``values`` (id, value): for each cohort key, count, converted, revenue."""
@@ -135,47 +143,59 @@ class _Dense:
 
 
 def _cohort_values(
-    members: Mapping[str, pl.DataFrame],
+    customers: pl.DataFrame,
     query: PersonaQuery,
     frames: Mapping[str, pl.DataFrame],
+    dense: _Dense,
     spans: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """(id, value) for every member of any cohort, all seen at the window's end. A tag group
-    reads the spans in force then straight from the history (one filtered pass)."""
+    reads the spans in force then (``_member_spans``) and keeps tag ids as values: they are
+    named once counted."""
     dimension = query.dimension
     if dimension.kind != "tag_group":
-        union = pl.concat([m for m in members.values()], how="diagonal_relaxed").unique("id")
+        union = (
+            customers.select(list(dict.fromkeys(["id", *dimension.columns])))
+            .filter(dense.anyone.gather(customers["id"]))
+            .with_columns(at=pl.lit(query.window.end, dtype=pl.Datetime("us", "UTC")))
+        )
         return bucket_values(
             union, dimension, frames, tz=query.window.tz, age_cuts=query.age_cuts or (18,)
         ).select("id", "value")
     assert spans is not None
-    meta = frames["tags"].filter(pl.col("group_id") == dimension.group_id)
-    names = dict(meta.select("tag_id", "tag").iter_rows())
+    group = frames["tags"].filter(pl.col("group_id") == dimension.group_id)["tag_id"]
+    # A merge can leave two spans of one tag in force for the kept customer: count it once
+    # (unique over one integer key is several times faster than over two columns).
+    pair = pl.col("customer_id") * _PAIR + pl.col("tag_id")
     carried = (
-        spans.filter(pl.col("tag_id").is_in(list(names)))
-        .select(
-            pl.col("customer_id").alias("id"),
-            pl.col("tag_id").replace_strict(names, return_dtype=pl.String).alias("value"),
-        )
-        .unique()
+        spans.lazy()
+        .filter(pl.col("tag_id").is_in(group.implode()))
+        .select(pair.unique().alias("pair"))
+        .select(id=pl.col("pair") // _PAIR, value=pl.col("pair") % _PAIR)
+        .collect()
     )
-    union_ids = pl.concat([m.select("id") for m in members.values()]).unique()
-    missing = union_ids.join(carried.select("id"), on="id", how="anti").with_columns(
-        value=pl.lit(None, dtype=pl.String)
+    tagged = pl.zeros(dense.anyone.len(), dtype=pl.Boolean, eager=True).scatter(carried["id"], True)
+    untagged = (dense.anyone & ~tagged).arg_true().cast(pl.Int64)
+    none = pl.DataFrame(
+        {"id": untagged, "value": pl.repeat(None, untagged.len(), dtype=pl.Int64, eager=True)}
     )
-    return pl.concat([carried, missing])
+    return pl.concat([carried, none])
 
 
 def _member_spans(
     frames: Mapping[str, pl.DataFrame], query: PersonaQuery, dense: _Dense
 ) -> pl.DataFrame:
-    """Tag spans in force at the window's end of customers in any cohort, with a membership
-    column per cohort: one pass over the history serves the buckets and the tag cloud."""
-    spans = tags_at(frames["customer_tags"], query.window.end)
-    spans = spans.filter(dense.anyone.gather(spans["customer_id"]))
-    ids = spans["customer_id"]
-    return spans.with_columns(
-        series.gather(ids).alias(f"_in_{key}") for key, series in dense.member.items()
+    """(customer_id, tag_id) in force at the window's end for customers in any cohort, with a
+    membership column per cohort: one pass over the history serves the buckets and the cloud."""
+    ids = pl.col("customer_id")
+    return (
+        frames["customer_tags"]
+        .lazy()  # one pass, and only the four columns read are filtered
+        .filter(in_force(query.window.end))
+        .select("customer_id", "tag_id")
+        .with_columns(pl.lit(m).gather(ids).alias(f"_in_{k}") for k, m in dense.member.items())
+        .filter(pl.any_horizontal(f"_in_{k}" for k in dense.member))
+        .collect()
     )
 
 
@@ -216,16 +236,21 @@ def persona(
         cohorts.append(("b", query.cohort_b))
     members = {key: _members(customers, cohort, query, frames) for key, cohort in cohorts}
     size = _id_space(frames)
-    dense = _Dense.build(members, revenue, size, query.window.end)
-    sizes = {k: m.height for k, m in members.items()}
-    revenues = {k: int(dense.revenue.gather(m["id"]).sum() or 0) for k, m in members.items()}
+    dense = _Dense.build(customers, members, revenue, size, query.window.end)
+    sizes = {k: m.len() for k, m in members.items()}
+    revenues = {k: int(dense.revenue.gather(m).sum() or 0) for k, m in members.items()}
     wants_cloud = "customer_tags" in frames and query.cloud_size > 0
     spans = (
         _member_spans(frames, query, dense)
         if wants_cloud or query.dimension.kind == "tag_group"
         else None
     )
-    table = dense.stats(_cohort_values(members, query, frames, spans), list(members))
+    table = dense.stats(_cohort_values(customers, query, frames, dense, spans), list(members))
+    if query.dimension.kind == "tag_group":
+        names = dict(frames["tags"].select("tag_id", "tag").iter_rows())
+        table = table.with_columns(
+            pl.col("value").replace_strict(names, default=None, return_dtype=pl.String)
+        )
     stats: dict[str, dict[Any, dict[str, Any]]] = {k: {} for k in members}
     for row in table.iter_rows(named=True):
         for k in members:
@@ -297,6 +322,7 @@ def _trend(
             query.window,
             orders=frames.get("orders"),
             tags=frames.get("customer_tags"),
+            columns=query.dimension.columns,
         )
         if cohort.basis == "all":
             continue
