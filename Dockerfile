@@ -13,6 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KEHU_DATABASE_URL=sqlite+aiosqlite:////data/kehu.db \
+    KEHU_ANALYTICS_CACHE_DIR=/data/analytics \
     KEHU_SPA_DIR=/app/frontend/dist
 WORKDIR /app
 COPY requirements.lock ./

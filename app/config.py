@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     analytics_threads: int = Field(default=min(os.cpu_count() or 1, 4), ge=1, le=64)
     analytics_workers: int = Field(default=1, ge=1, le=16)
     analytics_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # A frame whose data moved catches up by reading the changed rows; it is read whole again,
+    # in the background, this often. Frames are kept on disk between runs and shared by the
+    # workers in ``analytics_cache_dir`` (one directory per database; empty: memory only).
+    analytics_full_reload_seconds: float = Field(default=3600.0, ge=60)
+    analytics_cache_dir: Path | None = PROJECT_ROOT / "var" / "analytics"
     # Auto-tag rules are re-evaluated this often (SPEC H10).
     tag_rules_interval_seconds: int = Field(default=3600, ge=60)
     push_concurrency: int = 20
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     db_echo: bool = False
+
+    @field_validator("analytics_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 @lru_cache

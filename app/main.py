@@ -195,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         workers=settings.analytics_workers,
         refresh_seconds=settings.analytics_refresh_seconds,
+        full_reload_seconds=settings.analytics_full_reload_seconds,
+        cache_dir=settings.analytics_cache_dir,
     )
     app.state.engine = engine
     app.state.sessionmaker = maker

@@ -77,6 +77,8 @@ def settings(database_url: str) -> Settings:
         push_allow_http=True,
         # Analytics answers reflect every change at once (no reuse window for loaded frames).
         analytics_refresh_seconds=0,
+        # Tests empty the tables between them: frames kept on disk would outlive that.
+        analytics_cache_dir=None,
     )
 
 

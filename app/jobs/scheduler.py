@@ -59,7 +59,10 @@ class KehuScheduler:
         # otherwise one of the scheduler's own (``kehu scheduler`` runs without the web app).
         self._owns_analytics = analytics is None
         self.analytics = analytics or AnalyticsStore(
-            engine.url.render_as_string(hide_password=False), workers=1
+            engine.url.render_as_string(hide_password=False),
+            workers=1,
+            full_reload_seconds=settings.analytics_full_reload_seconds,
+            cache_dir=settings.analytics_cache_dir,
         )
         self._add_jobs()
 

@@ -148,7 +148,11 @@ class Order(Base):
     """The orders ledger: what a customer bought, when, for how much and at what cost."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),)
+    __table_args__ = (
+        Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
+        # The orders an analytics catch-up re-reads (recorded lately, whenever they were placed).
+        Index("ix_orders_created", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))

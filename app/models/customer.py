@@ -253,8 +253,10 @@ class CustomerTag(Base):
             postgresql_where=text("removed_at IS NULL"),
         ),
         Index("ix_customer_tags_tag_active", "tag_id", "removed_at"),
-        # The analytics data version of tag history: max(removed_at) from the index.
+        # The analytics data version of tag history: max(removed_at) from the index; both
+        # timestamps find the rows an analytics catch-up re-reads.
         Index("ix_customer_tags_removed", "removed_at"),
+        Index("ix_customer_tags_added", "added_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -88,6 +88,7 @@ def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         **os.environ,
         "KEHU_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'e2e.db'}",
         "KEHU_SCHEDULER_ENABLED": "false",
+        "KEHU_ANALYTICS_CACHE_DIR": "",  # the database is made afresh for the session
         "KEHU_LOG_JSON": "false",
     }
 

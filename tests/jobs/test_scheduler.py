@@ -55,7 +55,7 @@ async def test_setting_turns_the_embedded_scheduler_off(settings):
 async def test_one_active_scheduler_and_takeover_when_the_holder_dies(database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("leader election uses PostgreSQL advisory locks")
-    settings = Settings(database_url=database_url, secret_key="k" * 40)
+    settings = Settings(database_url=database_url, secret_key="k" * 40, analytics_cache_dir=None)
     engines = [create_engine(database_url) for _ in range(3)]
     async with httpx.AsyncClient() as http:
         first, second = (
