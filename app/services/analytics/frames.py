@@ -620,7 +620,17 @@ def scoped(customers: pl.DataFrame, scope: CustomerScope) -> pl.DataFrame:
 
 
 def of_customers(frame: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
-    """Rows of ``frame`` (with a ``customer_id``) that belong to ``customers`` (already scoped)."""
-    return frame.join(
-        customers.select(pl.col("id").alias("customer_id")), on="customer_id", how="semi"
-    )
+    """Rows of ``frame`` (with a ``customer_id``) that belong to ``customers`` (already scoped):
+    a flag per customer id, gathered (several times faster than a semi-join at a million)."""
+    if frame.is_empty() or customers.is_empty():
+        return frame.clear()
+    ids = customers["id"]
+    size = max(int(ids.max()), int(frame["customer_id"].max())) + 1  # type: ignore[arg-type]
+    flags = pl.zeros(size, dtype=pl.Boolean, eager=True).scatter(ids, True)
+    return frame.filter(flags.gather(frame["customer_id"]))
+
+
+def customer_columns(customers: pl.DataFrame, ids: pl.Series, *columns: str) -> pl.DataFrame:
+    """``id`` and ``columns`` of the customers ``ids`` names (a page: joining a page to every
+    customer would hash them all)."""
+    return customers.filter(pl.col("id").is_in(ids.implode())).select("id", *columns)

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from app.access import CustomerScope
-from app.services.analytics.frames import of_customers, scoped
+from app.services.analytics.frames import customer_columns, of_customers, scoped
 
 RETENTION_DEFINITION = """\
 From every order of the customers in scope (months in the business time zone). A customer's
@@ -116,11 +116,9 @@ def retention(
     with_orders = per_customer.height
     repeat = per_customer.filter(pl.col("n") >= 2).height
     churn = churn_table(orders, q.now, q.churn_factor).filter(pl.col("churn_risk"))
-    page = (
-        churn.sort(["overdue_ratio", "id"], descending=[True, False])
-        .slice(q.offset, q.limit)
-        .join(customers.select("id", "name"), on="id")
-        .sort(["overdue_ratio", "id"], descending=[True, False])
+    top = churn.sort(["overdue_ratio", "id"], descending=[True, False]).slice(q.offset, q.limit)
+    page = top.join(customer_columns(customers, top["id"], "name"), on="id").sort(
+        ["overdue_ratio", "id"], descending=[True, False]
     )
     return {
         "cohorts": cohorts,

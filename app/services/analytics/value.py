@@ -13,7 +13,7 @@ from app.access import CustomerScope
 from app.errors import ValidationFailed, field_error
 from app.schemas.analytics import RfmSegment
 from app.services.analytics.common import Window
-from app.services.analytics.frames import of_customers, scoped
+from app.services.analytics.frames import customer_columns, of_customers, scoped
 
 RFM_DEFINITION = """\
 Over the orders placed in the window by customers in scope, per customer: **recency_days** =
@@ -152,11 +152,9 @@ def rfm(frames: Mapping[str, pl.DataFrame], scope: CustomerScope, q: RfmQuery) -
         for f in range(1, 6)
     ]
     listed = table if q.segment is None else table.filter(pl.col("segment") == q.segment)
-    page = (
-        listed.sort(["monetary_cents", "id"], descending=[True, False])
-        .slice(q.offset, q.limit)
-        .join(customers.select("id", "name"), on="id", how="left")
-        .sort(["monetary_cents", "id"], descending=[True, False])
+    top = listed.sort(["monetary_cents", "id"], descending=[True, False]).slice(q.offset, q.limit)
+    page = top.join(customer_columns(customers, top["id"], "name"), on="id", how="left").sort(
+        ["monetary_cents", "id"], descending=[True, False]
     )
     return {
         "window": {"date_from": q.window.date_from, "date_to": q.window.date_to},
