@@ -76,6 +76,7 @@ PERMISSIONS: Mapping[str, str] = {
     "pool.manage": "Create and configure customer pools (rules, members, hidden fields)",
     "config.manage": "Manage custom fields, tag groups and tags",
     "org.manage": "Manage users, departments and roles",
+    "integration.manage": "Manage API keys (and later webhooks) for third-party integrations",
 }
 
 
@@ -102,6 +103,10 @@ class Principal:
     pool_ids: frozenset[int] = frozenset()
     pool_admin_ids: frozenset[int] = frozenset()
     pool_hidden: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    # Set when the caller is an API key acting as this user: what the key may do on top of the
+    # user's own rights (``services.api_keys``). None for the user's own sign-in.
+    key_scopes: frozenset[str] | None = None
+    api_key_id: int | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

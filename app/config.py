@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
     login_max_failures: int = 5
     login_window_seconds: int = 60
+    # Requests per minute per user (their own sign-in) and per API key; 0: no limit. Counted in
+    # the database on PostgreSQL (shared by the workers), in memory on SQLite (one process).
+    rate_limit_user_per_minute: int = Field(default=600, ge=0)
+    rate_limit_key_per_minute: int = Field(default=1200, ge=0)
     idempotency_ttl_hours: int = 24
     idempotency_in_flight_seconds: int = 60
     password_hash_threads: int = 4

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import Principal, load_principal
 from app.config import Settings
 from app.db import READ_ONLY
-from app.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unauthorized
+from app.errors import (
+    Forbidden,
+    PreconditionFailed,
+    PreconditionRequired,
+    TooManyRequests,
+    Unauthorized,
+)
+from app.models.base import utcnow
 from app.security import InvalidToken, TokenSettings, decode_access_token
+from app.services import api_keys
 from app.services.analytics.frames import AnalyticsStore
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -65,11 +74,16 @@ TokenSettingsDep = Annotated[TokenSettings, Depends(get_token_settings)]
 async def get_principal(
     request: Request,
     session: SessionDep,
+    maker: SessionMakerDep,
     tokens: TokenSettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     if not token:
         raise Unauthorized("missing bearer token")
+    if api_keys.is_api_key(token):
+        by_key = await _key_principal(request, session, maker, token)
+        request.state.principal = by_key
+        return by_key
     try:
         claims = decode_access_token(tokens, token)
         user_id = int(claims["sub"])
@@ -82,7 +96,51 @@ async def get_principal(
     return principal
 
 
+async def _key_principal(
+    request: Request, session: AsyncSession, maker: async_sessionmaker[AsyncSession], token: str
+) -> Principal:
+    """An API key's caller: its acting user, limited to the key's scopes."""
+    now = utcnow()
+    key = await api_keys.authenticate(session, token, now)
+    principal = await load_principal(session, key.acting_user_id) if key else None
+    if key is None or principal is None:
+        raise Unauthorized("invalid, revoked or expired API key")
+    address = request.client.host if request.client else None
+    # A read records the use in a short transaction of its own; a write holds the database's
+    # write lock already (SQLite), so the use is recorded with the request's own changes.
+    await api_keys.touch(
+        maker if request.method in api_keys.SAFE_METHODS else session, key, address, now
+    )
+    return dataclasses.replace(principal, key_scopes=frozenset(key.scopes), api_key_id=key.id)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def api_guard(resource: str | None) -> Callable[..., Coroutine[Any, Any, None]]:
+    """Router dependency for every API endpoint after sign-in: the caller's rate limit (per
+    user, or per API key), then an API key's scope — ``<resource>:read`` (GET) or ``:write``
+    (others); ``None``: no key may call these endpoints. Users' own tokens have no scopes."""
+
+    async def check(request: Request, response: Response, principal: CurrentPrincipal) -> None:
+        settings: Settings = request.app.state.settings
+        if principal.api_key_id is not None:
+            subject, limit = f"key:{principal.api_key_id}", settings.rate_limit_key_per_minute
+        else:
+            subject, limit = f"user:{principal.user_id}", settings.rate_limit_user_per_minute
+        if limit:
+            quota = await request.app.state.rate_limiter.hit(subject, limit, utcnow())
+            if quota.exceeded:
+                raise TooManyRequests(
+                    f"more than {limit} requests a minute; retry after the window ends",
+                    retry_after=quota.reset_seconds,
+                    headers={**quota.headers(), "Retry-After": str(quota.reset_seconds)},
+                )
+            response.headers.update(quota.headers())
+        api_keys.check_key_scope(principal, resource, request.method)
+
+    check.__name__ = f"api_guard_{resource or 'no_keys'}"
+    return check
 
 
 def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.deps import api_guard
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, DomainError, problem_for_status
 from app.jobs.scheduler import KehuScheduler
 from app.logs import configure_logging
@@ -45,7 +46,11 @@ from app.routers import (
     tag_rules,
     today,
 )
+from app.routers import (
+    api_keys as api_keys_router,
+)
 from app.security import TokenSettings
+from app.services import api_keys, rate_limits
 from app.services.analytics.frames import AnalyticsStore
 from app.services.auth import ensure_secret_key
 from app.services.notifications import vapid_keys
@@ -99,6 +104,29 @@ def install_handlers(app: FastAPI) -> None:
         return _problem(problem_for_status(500, "an unexpected error occurred; it has been logged"))
 
 
+# The resource each router's endpoints belong to: an API key needs `<resource>:read` for GET and
+# `<resource>:write` for the rest (services.api_keys); None: API keys may not call them at all.
+KEY_SCOPES: tuple[tuple[APIRouter, str | None], ...] = (
+    (lifecycle.router, "customers"),
+    (pools.router, "customers"),
+    (customers.router, "customers"),
+    (contacts.router, "customers"),
+    (activities.router, "activities"),
+    (today.router, "activities"),
+    (notifications.router, "notifications"),
+    (opportunities.router, "opportunities"),
+    (funnel.router, "opportunities"),
+    (analytics.router, "analytics"),
+    (contracts.router, "contracts"),
+    (orders.router, "orders"),
+    (dashboard.router, "analytics"),
+    (config.router, "config"),
+    (tag_rules.router, "config"),
+    (org.router, "org"),
+    (api_keys_router.router, None),  # a key never manages keys
+)
+
+
 def _custom_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -117,6 +145,18 @@ def _custom_openapi(app: FastAPI) -> dict[str, Any]:
                 responses["422"]["content"] = {
                     PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
                 }
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if "x-api-key-scope" in operation:
+                needed = operation["x-api-key-scope"]
+                note = (
+                    f"API keys need the scope `{needed}`."
+                    if needed
+                    else "Not for API keys: sign in as a user."
+                )
+                operation["description"] = (
+                    operation.get("description", "") + "\n\n" + note
+                ).strip()
     for unused in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(unused, None)
     app.openapi_schema = schema
@@ -200,30 +240,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.sessionmaker = maker
+    app.state.rate_limiter = rate_limits.limiter_for(engine)
     app.state.token_settings = None
 
     install_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (
-        auth,
-        lifecycle,
-        pools,
-        customers,
-        contacts,
-        activities,
-        today,
-        notifications,
-        opportunities,
-        funnel,
-        analytics,
-        contracts,
-        orders,
-        dashboard,
-        config,
-        tag_rules,
-        org,
-    ):
-        api.include_router(module.router)
+    api.include_router(auth.router)  # signing in: no token yet, no key scope
+    for router, resource in KEY_SCOPES:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                # The scope an API key needs, in the OpenAPI document (`x-api-key-scope`).
+                method = next(iter(route.methods or {"GET"}))
+                # False: API keys may not call it.
+                needed = api_keys.scope_for(resource, method) if resource else False
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-api-key-scope": needed}
+        api.include_router(router, dependencies=[Depends(api_guard(resource))])
     app.include_router(api)
     app.include_router(health.router)
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]

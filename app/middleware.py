@@ -21,7 +21,7 @@ from app.errors import (
     field_error,
 )
 from app.security import InvalidToken, TokenSettings, decode_access_token
-from app.services import idempotency
+from app.services import api_keys, idempotency
 
 log = logging.getLogger("kehu.http")
 
@@ -160,11 +160,14 @@ class IdempotencyMiddleware:
         auth = headers.get(b"authorization", b"").decode()
         if not auth.lower().startswith("bearer "):
             return None
+        token = auth[7:].strip()
+        if api_keys.is_api_key(token):
+            return api_keys.caller_id(token)
         tokens: TokenSettings | None = self._tokens_getter()
         if tokens is None:
             return None
         try:
-            return "user:" + str(decode_access_token(tokens, auth[7:].strip())["sub"])
+            return "user:" + str(decode_access_token(tokens, token)["sub"])
         except InvalidToken:
             return None
 

@@ -79,6 +79,10 @@ def settings(database_url: str) -> Settings:
         analytics_refresh_seconds=0,
         # Tests empty the tables between them: frames kept on disk would outlive that.
         analytics_cache_dir=None,
+        # One app serves the whole session, and ids restart with every test: the counts of
+        # "user:1" would add up across tests (tests/integrations/test_rate_limits.py has its own).
+        rate_limit_user_per_minute=0,
+        rate_limit_key_per_minute=0,
     )
 
 

@@ -27,6 +27,7 @@ ALL_PERMISSIONS = [
     "pool.manage",
     "config.manage",
     "org.manage",
+    "integration.manage",
 ]
 
 

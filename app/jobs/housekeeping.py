@@ -1,4 +1,5 @@
-"""Scheduled job: drop rows that have served their purpose (idempotency keys, login failures)."""
+"""Scheduled job: drop rows that have served their purpose (idempotency keys, login failures,
+rate-limit windows that have ended)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import transaction
 from app.models import LoginAttempt
 from app.models.base import utcnow
-from app.services import idempotency
+from app.services import idempotency, rate_limits
 
 
 async def purge_expired_rows(maker: async_sessionmaker[AsyncSession]) -> None:
@@ -19,3 +20,4 @@ async def purge_expired_rows(maker: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(
             delete(LoginAttempt).where(LoginAttempt.at < utcnow() - dt.timedelta(days=1))
         )
+        await rate_limits.purge_counters(session, utcnow())

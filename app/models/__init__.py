@@ -21,6 +21,7 @@ from app.models.customer import (
     Tag,
     TagGroup,
 )
+from app.models.integration import ApiKey, RateLimitCounter
 from app.models.notification import (
     Notification,
     NotificationSettings,
@@ -52,6 +53,7 @@ from app.models.pool import ClaimCounter, OwnershipEvent, Pool, PoolMember, Pool
 from app.models.tag_rule import TagRule
 
 __all__ = [
+    "ApiKey",
     "AuditEvent",
     "ClaimCounter",
     "Contact",
@@ -86,6 +88,7 @@ __all__ = [
     "Product",
     "PushDelivery",
     "PushSubscription",
+    "RateLimitCounter",
     "RefreshToken",
     "Reminder",
     "Role",

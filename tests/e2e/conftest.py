@@ -89,6 +89,8 @@ def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "KEHU_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'e2e.db'}",
         "KEHU_SCHEDULER_ENABLED": "false",
         "KEHU_ANALYTICS_CACHE_DIR": "",  # the database is made afresh for the session
+        # Every test signs in as the same demo users within minutes.
+        "KEHU_RATE_LIMIT_USER_PER_MINUTE": "0",
         "KEHU_LOG_JSON": "false",
     }
 

@@ -24,6 +24,8 @@ export interface paths {
          *     Rules with confidence ≥ `min_confidence` are listed, highest lift first. **Recommendations** for
          *     a customer come from rules whose antecedent the customer has bought (ever) and whose single
          *     consequent they have not, best confidence first.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_basket"];
         put?: never;
@@ -45,6 +47,8 @@ export interface paths {
          * List Dimensions
          * @description The dimensions personas and segments can group by: customer fields, `age_band`, every
          *     tag group (`tag_group:<id>`) and select/text custom fields (`custom:<key>`).
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["list_dimensions"];
         put?: never;
@@ -78,6 +82,8 @@ export interface paths {
          *     with the base rate. The scores themselves come from a model trained on all examples.
          *     **top_attributes**: the customer's values with the largest weights log(P(value | signed) /
          *     P(value | not signed)), strongest first.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_lead_scores"];
         put?: never;
@@ -136,6 +142,8 @@ export interface paths {
          *       or `custom:<key>` (a select or text custom field; a multi-select counts in each value).
          *       Customers without a value fall in the bucket `null`.
          *     - **Scope**: every figure counts only the customers the caller may read.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_persona"];
         put?: never;
@@ -162,6 +170,8 @@ export interface paths {
          *     unit cost, **margin_cents** = sales − cost, **margin_rate** = margin / sales, **quantity**,
          *     **orders** (distinct orders), **customers** (distinct customers) and **repeat_rate** = the part of
          *     those customers who bought it in two or more orders. Highest sales first.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_products"];
         put?: never;
@@ -188,6 +198,8 @@ export interface paths {
          *     20): tier **A** = the first ceil(n × c1 / 100) customers, **B** up to ceil(n × c2 / 100), **C** up
          *     to ceil(n × c3 / 100), **D** the rest. Per tier: count, revenue, revenue share and the spend range.
          *     `customers_without_spend` counts customers in scope who bought nothing in the window.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_pyramid"];
         put?: never;
@@ -218,6 +230,8 @@ export interface paths {
          *     `churn_factor` × their mean gap between orders (mean gap = (last − first) / (orders − 1)), most
          *     overdue first; `overdue_ratio` = days since the last order / mean gap. Customers whose orders
          *     all fall at one instant have no rhythm to be overdue against and are not listed.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_retention"];
         put?: never;
@@ -255,6 +269,8 @@ export interface paths {
          *     | 1 | lost | hibernating | at_risk | at_risk | cant_lose |
          *
          *     `items` lists the customers (filtered by `segment`), highest monetary first.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_rfm"];
         put?: never;
@@ -302,6 +318,8 @@ export interface paths {
          *       or `custom:<key>` (a select or text custom field; a multi-select counts in each value).
          *       Customers without a value fall in the bucket `null`.
          *     - **Scope**: every figure counts only the customers the caller may read.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_segments"];
         put?: never;
@@ -328,10 +346,84 @@ export interface paths {
          *     the two over these customers): `star` = sales ≥ threshold and margin rate ≥ threshold, `volume` =
          *     high sales, lower margin, `niche` = lower sales, high margin, `tail` = both lower. `points` are the
          *     customers with the highest sales (at most `limit`).
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_value_matrix"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Api Keys
+         * @description Every key, revoked ones included, oldest first; never the secret.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        get: operations["list_api_keys"];
+        put?: never;
+        /**
+         * Create Api Key
+         * @description Create a key; the response holds the token, which is never shown again.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        post: operations["create_api_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Api Key
+         * @description One key with its last use.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        get: operations["get_api_key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{key_id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke Api Key
+         * @description Revoke a key for good: requests with it get 401 from now on. Revoking twice is harmless.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        post: operations["revoke_api_key"];
         delete?: never;
         options?: never;
         head?: never;
@@ -408,6 +500,8 @@ export interface paths {
         /**
          * Get Contact
          * @description Read one contact.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["get_contact"];
         put?: never;
@@ -415,6 +509,8 @@ export interface paths {
         /**
          * Delete Contact
          * @description Delete a contact.
+         *
+         *     API keys need the scope `customers:write`.
          */
         delete: operations["delete_contact"];
         options?: never;
@@ -422,6 +518,8 @@ export interface paths {
         /**
          * Update Contact
          * @description Change some fields of a contact (send If-Match).
+         *
+         *     API keys need the scope `customers:write`.
          */
         patch: operations["update_contact"];
         trace?: never;
@@ -436,12 +534,16 @@ export interface paths {
         /**
          * List Contracts
          * @description Contracts in your scope, most recently changed first.
+         *
+         *     API keys need the scope `contracts:read`.
          */
         get: operations["list_contracts"];
         put?: never;
         /**
          * Create Contract
          * @description Draft a contract; it is numbered from the contract sequence.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["create_contract"];
         delete?: never;
@@ -460,6 +562,8 @@ export interface paths {
         /**
          * Get Contract
          * @description Read a contract with lines, payment plans, payments and the actions you may take.
+         *
+         *     API keys need the scope `contracts:read`.
          */
         get: operations["get_contract"];
         put?: never;
@@ -470,6 +574,8 @@ export interface paths {
         /**
          * Update Contract
          * @description Edit a draft or rejected contract (later ones change only through the workflow).
+         *
+         *     API keys need the scope `contracts:write`.
          */
         patch: operations["update_contract"];
         trace?: never;
@@ -486,6 +592,8 @@ export interface paths {
         /**
          * Start a signed contract.
          * @description Start a signed contract.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["activate_contract"];
         delete?: never;
@@ -506,6 +614,8 @@ export interface paths {
         /**
          * Approve a contract (the owner's department manager or an approver).
          * @description Approve a contract (the owner's department manager or an approver).
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["approve_contract"];
         delete?: never;
@@ -526,6 +636,8 @@ export interface paths {
         /**
          * Complete an active contract.
          * @description Complete an active contract.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["complete_contract"];
         delete?: never;
@@ -546,6 +658,8 @@ export interface paths {
         /**
          * Add Payment Plan
          * @description Add an instalment (the instalments may not exceed the contract amount).
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["add_payment_plan"];
         delete?: never;
@@ -566,6 +680,8 @@ export interface paths {
         /**
          * Record Payment
          * @description Record money received, optionally against an instalment.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["record_payment"];
         delete?: never;
@@ -586,6 +702,8 @@ export interface paths {
         /**
          * Reject a contract, with a comment.
          * @description Reject a contract, with a comment.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["reject_contract"];
         delete?: never;
@@ -606,6 +724,8 @@ export interface paths {
         /**
          * Sign an approved contract: customer signed, opportunity won, order booked.
          * @description Sign an approved contract: customer signed, opportunity won, order booked.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["sign_contract"];
         delete?: never;
@@ -626,6 +746,8 @@ export interface paths {
         /**
          * Submit a draft or rejected contract for approval.
          * @description Submit a draft or rejected contract for approval.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["submit_contract"];
         delete?: never;
@@ -646,6 +768,8 @@ export interface paths {
         /**
          * Terminate a signed or active contract.
          * @description Terminate a signed or active contract.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["terminate_contract"];
         delete?: never;
@@ -666,6 +790,8 @@ export interface paths {
         /**
          * Void a contract that was never signed.
          * @description Void a contract that was never signed.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         post: operations["void_contract"];
         delete?: never;
@@ -684,12 +810,16 @@ export interface paths {
         /**
          * List Custom Fields
          * @description Custom field definitions for customers, in display order.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["list_custom_fields"];
         put?: never;
         /**
          * Create Custom Field
          * @description Define a custom field.
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["create_custom_field"];
         delete?: never;
@@ -708,6 +838,8 @@ export interface paths {
         /**
          * Get Custom Field
          * @description Read one custom field definition.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["get_custom_field"];
         put?: never;
@@ -715,6 +847,8 @@ export interface paths {
         /**
          * Delete Custom Field
          * @description Remove a custom field definition.
+         *
+         *     API keys need the scope `config:write`.
          */
         delete: operations["delete_custom_field"];
         options?: never;
@@ -722,6 +856,8 @@ export interface paths {
         /**
          * Update Custom Field
          * @description Change a custom field's label, options, required flag or position.
+         *
+         *     API keys need the scope `config:write`.
          */
         patch: operations["update_custom_field"];
         trace?: never;
@@ -736,12 +872,16 @@ export interface paths {
         /**
          * List Customers
          * @description Customers in your data scope, filtered, sorted and paged by cursor. Custom fields filter as `cf.<key>=<value>` (equality; for multi-select: contains), and for number and date fields also `cf.<key>.min=` / `cf.<key>.max=` (inclusive).
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["list_customers"];
         put?: never;
         /**
          * Create Customer
          * @description Create a customer (409 with the matches when it looks like a duplicate).
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["create_customer"];
         delete?: never;
@@ -760,6 +900,8 @@ export interface paths {
         /**
          * Check Customer Duplicates
          * @description Find existing customers that look like the one being entered.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["check_customer_duplicates"];
         put?: never;
@@ -780,6 +922,8 @@ export interface paths {
         /**
          * Customer Facets
          * @description Distinct industries, sources, regions and levels among your customers (filter pickers).
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["customer_facets"];
         put?: never;
@@ -802,6 +946,8 @@ export interface paths {
         /**
          * Transfer Customers
          * @description All or nothing: every customer must be one you may change (404 names the first not found, 403 if one is read-only); the new owner must be an active user in your data scope (422) with room under their cap of owned customers (409 `cap-exceeded`). Customers the new owner has already are skipped. The reclaim clock restarts and a lock is released. With `include`, the previous owner's open opportunities and unfinished contracts of these customers go along (contacts always follow their customer). Ownership history is recorded and the new and previous owners are notified.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["transfer_customers"];
         delete?: never;
@@ -820,6 +966,8 @@ export interface paths {
         /**
          * Get Customer
          * @description Read one customer.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["get_customer"];
         put?: never;
@@ -827,6 +975,8 @@ export interface paths {
         /**
          * Delete Customer
          * @description Delete a customer (soft: it can be restored from the recycle bin).
+         *
+         *     API keys need the scope `customers:write`.
          */
         delete: operations["delete_customer"];
         options?: never;
@@ -834,6 +984,8 @@ export interface paths {
         /**
          * Update Customer
          * @description Change some fields of a customer (send If-Match).
+         *
+         *     API keys need the scope `customers:write`.
          */
         patch: operations["update_customer"];
         trace?: never;
@@ -850,6 +1002,8 @@ export interface paths {
         /**
          * Abandon Customer
          * @description The customer goes to the recycle bin with the reason; it keeps everything it has and can be restored until the bin is purged.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["abandon_customer"];
         delete?: never;
@@ -868,12 +1022,16 @@ export interface paths {
         /**
          * List Customer Contacts
          * @description The customer's contacts, primary first.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["list_customer_contacts"];
         put?: never;
         /**
          * Create Contact
          * @description Add a contact to a customer.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["create_contact"];
         delete?: never;
@@ -892,6 +1050,8 @@ export interface paths {
         /**
          * List Customer Follow Ups
          * @description A customer's follow-ups, newest first.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["list_customer_follow_ups"];
         put?: never;
@@ -914,6 +1074,8 @@ export interface paths {
         /**
          * Freeze Customer
          * @description The customer goes to the recycle bin with the reason; it keeps everything it has and can be restored.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["freeze_customer"];
         delete?: never;
@@ -934,6 +1096,8 @@ export interface paths {
         /**
          * Lock Customer
          * @description A locked customer is never reclaimed into a pool. The owner's locked-customer cap applies (409 `cap-exceeded` with `cap`); only a customer with an owner can be locked. Locking a locked customer changes nothing.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["lock_customer"];
         delete?: never;
@@ -952,12 +1116,16 @@ export interface paths {
         /**
          * List Customer Members
          * @description The customer's team members (unexpired), earliest added first.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["list_customer_members"];
         put?: never;
         /**
          * Add Customer Member
          * @description Gives an active user (not the owner) read or read-write access, optionally until `expires_at`. A user already on the team gets the new access and expiry.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["add_customer_member"];
         delete?: never;
@@ -979,6 +1147,8 @@ export interface paths {
         /**
          * Remove Customer Member
          * @description Remove a team member.
+         *
+         *     API keys need the scope `customers:write`.
          */
         delete: operations["remove_customer_member"];
         options?: never;
@@ -998,6 +1168,8 @@ export interface paths {
         /**
          * Merge Customers
          * @description Merges the duplicate `other_id` into this customer: its contacts, follow-ups, visits, opportunities, contracts, orders, tags, team members and history move here, and fields empty here are filled from it. The duplicate goes to the recycle bin as merged (it cannot be restored). Both must be customers you may change.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["merge_customers"];
         delete?: never;
@@ -1026,6 +1198,8 @@ export interface paths {
          *     Rules with confidence ≥ `min_confidence` are listed, highest lift first. **Recommendations** for
          *     a customer come from rules whose antecedent the customer has bought (ever) and whose single
          *     consequent they have not, best confidence first.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_recommendations"];
         put?: never;
@@ -1048,6 +1222,8 @@ export interface paths {
         /**
          * Release Customer
          * @description Give up a customer you own into a pool you belong to, with a reason.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["release_customer"];
         delete?: never;
@@ -1068,6 +1244,8 @@ export interface paths {
         /**
          * Restore Customer
          * @description Takes the customer out of the recycle bin with its contacts, follow-ups, opportunities and history. 409 for a merged customer, or when the owner's cap of owned customers is full (`cap-exceeded`).
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["restore_customer"];
         delete?: never;
@@ -1086,6 +1264,8 @@ export interface paths {
         /**
          * Customer Timeline
          * @description Every change to the customer and its contacts, newest first.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["customer_timeline"];
         put?: never;
@@ -1108,6 +1288,8 @@ export interface paths {
         /**
          * Unlock Customer
          * @description Unlock a customer (its pool's reclaim rules apply again).
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["unlock_customer"];
         delete?: never;
@@ -1137,6 +1319,8 @@ export interface paths {
          *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
          *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
          *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_brief"];
         put?: never;
@@ -1169,6 +1353,8 @@ export interface paths {
          *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
          *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
          *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_ranking"];
         put?: never;
@@ -1202,6 +1388,8 @@ export interface paths {
          *     * `conversion_rate`: Of the customers created in the period, the share that had signed by its end.
          *     * `retention_rate`: Of the customers who bought in the previous period, the share who bought again in this.
          *     * `avg_satisfaction`: Mean satisfaction (1–5) of the return visits in the period.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["get_trend"];
         put?: never;
@@ -1222,12 +1410,16 @@ export interface paths {
         /**
          * List Departments
          * @description All departments in tree order.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["list_departments"];
         put?: never;
         /**
          * Create Department
          * @description Create a department, optionally under a parent and with a manager.
+         *
+         *     API keys need the scope `org:write`.
          */
         post: operations["create_department"];
         delete?: never;
@@ -1246,6 +1438,8 @@ export interface paths {
         /**
          * Get Department
          * @description Read one department.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["get_department"];
         put?: never;
@@ -1253,6 +1447,8 @@ export interface paths {
         /**
          * Delete Department
          * @description Delete an empty department.
+         *
+         *     API keys need the scope `org:write`.
          */
         delete: operations["delete_department"];
         options?: never;
@@ -1260,6 +1456,8 @@ export interface paths {
         /**
          * Update Department
          * @description Rename, move or change the manager of a department.
+         *
+         *     API keys need the scope `org:write`.
          */
         patch: operations["update_department"];
         trace?: never;
@@ -1274,12 +1472,16 @@ export interface paths {
         /**
          * List Follow Ups
          * @description Follow-ups in your data scope, newest first.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["list_follow_ups"];
         put?: never;
         /**
          * Log Follow Up
          * @description Log a follow-up (call, visit with check-in, return visit ...) on a customer.
+         *
+         *     API keys need the scope `activities:write`.
          */
         post: operations["log_follow_up"];
         delete?: never;
@@ -1298,6 +1500,8 @@ export interface paths {
         /**
          * Get Follow Up
          * @description Read one follow-up.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["get_follow_up"];
         put?: never;
@@ -1326,6 +1530,8 @@ export interface paths {
          *         ``forecast_at_start`` is what ``weighted`` was at the first moment of the month,
          *         reconstructed from history (with today's stage probabilities and category overrides), so it
          *         can be set against ``closed``.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_forecast"];
         put?: never;
@@ -1356,6 +1562,8 @@ export interface paths {
          *     * ``avg_days_in_stage``: for opportunities that were in the stage by ``T``, the mean total time
          *       they spent in it up to ``T`` (consecutive rows of one stage count as one stay), in days.
          *     * ``win_rate``: won / (won + lost) among opportunities closed by ``T``; invalid ones are excluded.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_funnel"];
         put?: never;
@@ -1380,6 +1588,8 @@ export interface paths {
          *         ``new``: opened in between; ``won`` / ``lost``: closed so in between; ``advanced`` /
          *         ``slipped_back``: open at both ends, now in a later / earlier open stage. Amounts are as at
          *         ``to_day``.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_funnel_movement"];
         put?: never;
@@ -1400,12 +1610,16 @@ export interface paths {
         /**
          * List Lost Reasons
          * @description The reasons a lost opportunity picks from.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["list_lost_reasons"];
         put?: never;
         /**
          * Create Lost Reason
          * @description Add a lost reason.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["create_lost_reason"];
         delete?: never;
@@ -1444,11 +1658,15 @@ export interface paths {
         /**
          * Get Notification Settings
          * @description Your notification preferences.
+         *
+         *     API keys need the scope `notifications:read`.
          */
         get: operations["get_notification_settings"];
         /**
          * Put Notification Settings
          * @description Replace your notification preferences.
+         *
+         *     API keys need the scope `notifications:write`.
          */
         put: operations["put_notification_settings"];
         post?: never;
@@ -1468,6 +1686,8 @@ export interface paths {
         /**
          * List Notifications
          * @description Your notifications, newest first.
+         *
+         *     API keys need the scope `notifications:read`.
          */
         get: operations["list_notifications"];
         put?: never;
@@ -1490,6 +1710,8 @@ export interface paths {
         /**
          * Mark All Notifications Read
          * @description Mark all your notifications read.
+         *
+         *     API keys need the scope `notifications:write`.
          */
         post: operations["mark_all_notifications_read"];
         delete?: never;
@@ -1508,6 +1730,8 @@ export interface paths {
         /**
          * Stream Notifications
          * @description Live notifications as Server-Sent Events (`notification` and `unread` events).
+         *
+         *     API keys need the scope `notifications:read`.
          */
         get: operations["stream_notifications"];
         put?: never;
@@ -1528,6 +1752,8 @@ export interface paths {
         /**
          * Unread Notification Count
          * @description How many of your notifications are unread.
+         *
+         *     API keys need the scope `notifications:read`.
          */
         get: operations["unread_notification_count"];
         put?: never;
@@ -1550,6 +1776,8 @@ export interface paths {
         /**
          * Mark Notification Read
          * @description Mark one notification read.
+         *
+         *     API keys need the scope `notifications:write`.
          */
         post: operations["mark_notification_read"];
         delete?: never;
@@ -1568,11 +1796,15 @@ export interface paths {
         /**
          * Get Contract Numbering
          * @description How contracts are numbered, and the next number.
+         *
+         *     API keys need the scope `contracts:read`.
          */
         get: operations["get_contract_numbering"];
         /**
          * Set Contract Numbering
          * @description Change the contract number prefix, date part or counter width.
+         *
+         *     API keys need the scope `contracts:write`.
          */
         put: operations["set_contract_numbering"];
         post?: never;
@@ -1592,12 +1824,16 @@ export interface paths {
         /**
          * List Opportunities
          * @description Opportunities in your scope, most recently changed first.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["list_opportunities"];
         put?: never;
         /**
          * Create Opportunity
          * @description Open an opportunity on a customer.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["create_opportunity"];
         delete?: never;
@@ -1616,6 +1852,8 @@ export interface paths {
         /**
          * Get Opportunity
          * @description Read one opportunity.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_opportunity"];
         put?: never;
@@ -1623,6 +1861,8 @@ export interface paths {
         /**
          * Delete Opportunity
          * @description Delete an opportunity (soft).
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         delete: operations["delete_opportunity"];
         options?: never;
@@ -1630,6 +1870,8 @@ export interface paths {
         /**
          * Update Opportunity
          * @description Change title, amount, close date, lines or the forecast category (send If-Match).
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         patch: operations["update_opportunity"];
         trace?: never;
@@ -1644,6 +1886,8 @@ export interface paths {
         /**
          * Opportunity History
          * @description Every state the opportunity has been in: stage, amount, close date, entered and left.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["opportunity_history"];
         put?: never;
@@ -1666,6 +1910,8 @@ export interface paths {
         /**
          * Lose Opportunity
          * @description Close an opportunity as lost, with a reason from the list.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["lose_opportunity"];
         delete?: never;
@@ -1686,6 +1932,8 @@ export interface paths {
         /**
          * Move Opportunity Stage
          * @description Move an opportunity to another open (or the invalid) stage.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["move_opportunity_stage"];
         delete?: never;
@@ -1706,6 +1954,8 @@ export interface paths {
         /**
          * Win Opportunity
          * @description Close an opportunity as won.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["win_opportunity"];
         delete?: never;
@@ -1724,12 +1974,16 @@ export interface paths {
         /**
          * List Orders
          * @description Orders of the customers you may read, newest first.
+         *
+         *     API keys need the scope `orders:read`.
          */
         get: operations["list_orders"];
         put?: never;
         /**
          * Record Order
          * @description Record an order (201); a known `external_id` answers the recorded order (200).
+         *
+         *     API keys need the scope `orders:write`.
          */
         post: operations["record_order"];
         delete?: never;
@@ -1751,6 +2005,8 @@ export interface paths {
          * Record Orders In Bulk
          * @description Record up to 10,000 orders in one call, all or nothing (422 lists every problem by
          *     index); orders whose `external_id` is known already are answered as `existing`.
+         *
+         *     API keys need the scope `orders:write`.
          */
         post: operations["record_orders_in_bulk"];
         delete?: never;
@@ -1769,6 +2025,8 @@ export interface paths {
         /**
          * Get Order
          * @description Read one order with its lines.
+         *
+         *     API keys need the scope `orders:read`.
          */
         get: operations["get_order"];
         put?: never;
@@ -1792,6 +2050,8 @@ export interface paths {
         /**
          * Delete Pipeline Stage
          * @description Delete an open stage that holds no opportunities (409 otherwise).
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         delete: operations["delete_pipeline_stage"];
         options?: never;
@@ -1799,6 +2059,8 @@ export interface paths {
         /**
          * Update Pipeline Stage
          * @description Rename a stage or change its probability, stale threshold, category or position.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         patch: operations["update_pipeline_stage"];
         trace?: never;
@@ -1813,12 +2075,16 @@ export interface paths {
         /**
          * List Pipelines
          * @description Pipelines with their ordered stages.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["list_pipelines"];
         put?: never;
         /**
          * Create Pipeline
          * @description Create a pipeline; won, lost and invalid end stages are added when not given.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["create_pipeline"];
         delete?: never;
@@ -1837,6 +2103,8 @@ export interface paths {
         /**
          * Get Pipeline
          * @description Read one pipeline.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_pipeline"];
         put?: never;
@@ -1847,6 +2115,8 @@ export interface paths {
         /**
          * Update Pipeline
          * @description Rename a pipeline or make it the default.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         patch: operations["update_pipeline"];
         trace?: never;
@@ -1863,6 +2133,8 @@ export interface paths {
         /**
          * Add Pipeline Stage
          * @description Add an open stage (after the other open stages).
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["add_pipeline_stage"];
         delete?: never;
@@ -1881,12 +2153,16 @@ export interface paths {
         /**
          * List Pools
          * @description Pools you belong to (all pools with pool.manage).
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["list_pools"];
         put?: never;
         /**
          * Create Pool
          * @description Create a pool with its rules and members (pool.manage).
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["create_pool"];
         delete?: never;
@@ -1905,6 +2181,8 @@ export interface paths {
         /**
          * Get Pool
          * @description One pool with its rules, members and your claims left today.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["get_pool"];
         put?: never;
@@ -1912,6 +2190,8 @@ export interface paths {
         /**
          * Delete Pool
          * @description Delete an empty pool (409 while it holds customers).
+         *
+         *     API keys need the scope `customers:write`.
          */
         delete: operations["delete_pool"];
         options?: never;
@@ -1919,6 +2199,8 @@ export interface paths {
         /**
          * Update Pool
          * @description Change a pool; `rules` and `members`, when given, replace the old ones (If-Match).
+         *
+         *     API keys need the scope `customers:write`.
          */
         patch: operations["update_pool"];
         trace?: never;
@@ -1935,6 +2217,8 @@ export interface paths {
         /**
          * Assign Customers
          * @description Give customers from the pool to a user (pool admins); the new owner is notified. The answer lists per customer what happened and why (`refused` with a reason such as `already_owned`, `daily_limit`, `cooling_period`, `owned_cap`); when nothing at all succeeded the answer is a 409 problem carrying the same `results`.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["assign_customers"];
         delete?: never;
@@ -1955,6 +2239,8 @@ export interface paths {
         /**
          * Claim Customers
          * @description Take customers from the pool as their owner (pool members). The server checks each customer is still unowned and in this pool, your daily claim limit (counted atomically), your owned-customer cap and the cooling period. The answer lists per customer what happened and why (`refused` with a reason such as `already_owned`, `daily_limit`, `cooling_period`, `owned_cap`); when nothing at all succeeded the answer is a 409 problem carrying the same `results`.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["claim_customers"];
         delete?: never;
@@ -1974,6 +2260,8 @@ export interface paths {
          * Pool Customers
          * @description Customers in the pool (members), with the customer list's filters; hidden fields are
          *     withheld and named in `hidden_fields`.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["pool_customers"];
         put?: never;
@@ -1996,6 +2284,8 @@ export interface paths {
         /**
          * Move Customers
          * @description Move customers from this pool to another (admins of both pools).
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["move_customers"];
         delete?: never;
@@ -2015,6 +2305,8 @@ export interface paths {
          * Pool Stats
          * @description Inflow (reclaimed, released) and outflow (claimed, assigned) per rep between two days
          *     (inclusive, business calendar), for the pool's admins.
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["pool_stats"];
         put?: never;
@@ -2035,12 +2327,16 @@ export interface paths {
         /**
          * List Products
          * @description Products, by name.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["list_products"];
         put?: never;
         /**
          * Create Product
          * @description Add a product.
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         post: operations["create_product"];
         delete?: never;
@@ -2059,6 +2355,8 @@ export interface paths {
         /**
          * Get Product
          * @description Read one product.
+         *
+         *     API keys need the scope `opportunities:read`.
          */
         get: operations["get_product"];
         put?: never;
@@ -2069,6 +2367,8 @@ export interface paths {
         /**
          * Update Product
          * @description Change a product (send If-Match).
+         *
+         *     API keys need the scope `opportunities:write`.
          */
         patch: operations["update_product"];
         trace?: never;
@@ -2085,11 +2385,15 @@ export interface paths {
         /**
          * Create Push Subscription
          * @description Register this device for Web Push.
+         *
+         *     API keys need the scope `notifications:write`.
          */
         post: operations["create_push_subscription"];
         /**
          * Delete Push Subscription
          * @description Stop pushing to this device.
+         *
+         *     API keys need the scope `notifications:write`.
          */
         delete: operations["delete_push_subscription"];
         options?: never;
@@ -2107,6 +2411,8 @@ export interface paths {
         /**
          * Get Vapid Public Key
          * @description The application server key for `pushManager.subscribe`.
+         *
+         *     API keys need the scope `notifications:read`.
          */
         get: operations["get_vapid_public_key"];
         put?: never;
@@ -2127,6 +2433,8 @@ export interface paths {
         /**
          * List Recycle Bin
          * @description Deleted, frozen, abandoned and merged customers in your data scope, most recently binned first. Customers stay here until purged after the retention period (those with contracts or orders are never purged).
+         *
+         *     API keys need the scope `customers:read`.
          */
         get: operations["list_recycle_bin"];
         put?: never;
@@ -2147,12 +2455,16 @@ export interface paths {
         /**
          * List Roles
          * @description All roles.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["list_roles"];
         put?: never;
         /**
          * Create Role
          * @description Create a role with permissions and data scopes.
+         *
+         *     API keys need the scope `org:write`.
          */
         post: operations["create_role"];
         delete?: never;
@@ -2171,6 +2483,8 @@ export interface paths {
         /**
          * Get Role
          * @description Read one role.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["get_role"];
         put?: never;
@@ -2178,6 +2492,8 @@ export interface paths {
         /**
          * Delete Role
          * @description Delete an unused role.
+         *
+         *     API keys need the scope `org:write`.
          */
         delete: operations["delete_role"];
         options?: never;
@@ -2185,6 +2501,8 @@ export interface paths {
         /**
          * Update Role
          * @description Change a role's name, permissions or scopes.
+         *
+         *     API keys need the scope `org:write`.
          */
         patch: operations["update_role"];
         trace?: never;
@@ -2199,12 +2517,16 @@ export interface paths {
         /**
          * List Tag Groups
          * @description Tag groups with their tags.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["list_tag_groups"];
         put?: never;
         /**
          * Create Tag Group
          * @description Create a tag group.
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["create_tag_group"];
         delete?: never;
@@ -2223,6 +2545,8 @@ export interface paths {
         /**
          * Get Tag Group
          * @description Read one tag group with its tags.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["get_tag_group"];
         put?: never;
@@ -2230,6 +2554,8 @@ export interface paths {
         /**
          * Delete Tag Group
          * @description Delete an empty tag group.
+         *
+         *     API keys need the scope `config:write`.
          */
         delete: operations["delete_tag_group"];
         options?: never;
@@ -2237,6 +2563,8 @@ export interface paths {
         /**
          * Update Tag Group
          * @description Rename or reorder a tag group, or change its colour or exclusivity.
+         *
+         *     API keys need the scope `config:write`.
          */
         patch: operations["update_tag_group"];
         trace?: never;
@@ -2251,12 +2579,16 @@ export interface paths {
         /**
          * List Tag Rules
          * @description Auto-tag rules, oldest first.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["list_tag_rules"];
         put?: never;
         /**
          * Create Tag Rule
          * @description Define a rule; fields, operators and values are checked (422 names each problem).
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["create_tag_rule"];
         delete?: never;
@@ -2277,6 +2609,8 @@ export interface paths {
         /**
          * Preview Tag Rule Body
          * @description Which customers an unsaved rule would change now: counts and the first 50 of each direction. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["preview_tag_rule_body"];
         delete?: never;
@@ -2295,6 +2629,8 @@ export interface paths {
         /**
          * Get Tag Rule
          * @description One rule with the counts of its last run.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["get_tag_rule"];
         put?: never;
@@ -2302,6 +2638,8 @@ export interface paths {
         /**
          * Delete Tag Rule
          * @description Delete a rule; the tags it gave or took stay.
+         *
+         *     API keys need the scope `config:write`.
          */
         delete: operations["delete_tag_rule"];
         options?: never;
@@ -2309,6 +2647,8 @@ export interface paths {
         /**
          * Update Tag Rule
          * @description Change a rule (If-Match); `conditions`, when given, replace the old ones.
+         *
+         *     API keys need the scope `config:write`.
          */
         patch: operations["update_tag_rule"];
         trace?: never;
@@ -2323,6 +2663,8 @@ export interface paths {
         /**
          * Preview Tag Rule
          * @description Which customers the saved rule would change now. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["preview_tag_rule"];
         put?: never;
@@ -2345,6 +2687,8 @@ export interface paths {
         /**
          * Run Tag Rule
          * @description Apply the rule now (enabled or not) and record the counts as its last run. Only customers you may read are listed and changed; metrics such as RFM quintiles are computed over all customers, so a rule means the same whoever runs it.
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["run_tag_rule"];
         delete?: never;
@@ -2363,12 +2707,16 @@ export interface paths {
         /**
          * List Tags
          * @description Tags, optionally of one group.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["list_tags"];
         put?: never;
         /**
          * Create Tag
          * @description Create a tag in a group.
+         *
+         *     API keys need the scope `config:write`.
          */
         post: operations["create_tag"];
         delete?: never;
@@ -2387,6 +2735,8 @@ export interface paths {
         /**
          * Get Tag
          * @description Read one tag.
+         *
+         *     API keys need the scope `config:read`.
          */
         get: operations["get_tag"];
         put?: never;
@@ -2394,6 +2744,8 @@ export interface paths {
         /**
          * Delete Tag
          * @description Delete a tag that was never assigned.
+         *
+         *     API keys need the scope `config:write`.
          */
         delete: operations["delete_tag"];
         options?: never;
@@ -2401,6 +2753,8 @@ export interface paths {
         /**
          * Update Tag
          * @description Rename or reorder a tag.
+         *
+         *     API keys need the scope `config:write`.
          */
         patch: operations["update_tag"];
         trace?: never;
@@ -2415,11 +2769,15 @@ export interface paths {
         /**
          * List Targets
          * @description Monthly targets in your scope with the actual figure and completion.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         get: operations["list_targets"];
         /**
          * Set Target
          * @description Set (create or replace) a user's or a department's target for a month and metric.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         put: operations["set_target"];
         post?: never;
@@ -2442,6 +2800,8 @@ export interface paths {
         /**
          * Delete Target
          * @description Remove a target.
+         *
+         *     API keys need the scope `analytics:read`.
          */
         delete: operations["delete_target"];
         options?: never;
@@ -2459,6 +2819,8 @@ export interface paths {
         /**
          * Get Today
          * @description Your day: visits, follow-ups due and overdue, birthdays and anniversaries ahead.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["get_today"];
         put?: never;
@@ -2479,12 +2841,16 @@ export interface paths {
         /**
          * List Users
          * @description All users with their roles.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["list_users"];
         put?: never;
         /**
          * Create User
          * @description Create a user.
+         *
+         *     API keys need the scope `org:write`.
          */
         post: operations["create_user"];
         delete?: never;
@@ -2504,6 +2870,8 @@ export interface paths {
          * User Directory
          * @description Active colleagues by name (any signed-in user): for picking an owner or a team member.
          *     `in_scope` says whether your data scope covers them (transfers need it).
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["user_directory"];
         put?: never;
@@ -2524,6 +2892,8 @@ export interface paths {
         /**
          * Get User
          * @description Read one user.
+         *
+         *     API keys need the scope `org:read`.
          */
         get: operations["get_user"];
         put?: never;
@@ -2534,6 +2904,8 @@ export interface paths {
         /**
          * Update User
          * @description Change a user: profile, password, department, roles, active flag.
+         *
+         *     API keys need the scope `org:write`.
          */
         patch: operations["update_user"];
         trace?: never;
@@ -2550,6 +2922,8 @@ export interface paths {
         /**
          * Offboard User
          * @description For admins (`org.manage`). Everything the user owns — customers (live and in the recycle bin), open opportunities, contracts not yet final, planned visits with their reminders — goes to `to_owner_id` in one transaction, recorded as transferred (reason: offboarded); caps do not block it. The user is then deactivated and signed out everywhere.
+         *
+         *     API keys need the scope `customers:write`.
          */
         post: operations["offboard_user"];
         delete?: never;
@@ -2568,12 +2942,16 @@ export interface paths {
         /**
          * List Visits
          * @description Visits in your scope (your own, or your team's for managers), soonest first.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["list_visits"];
         put?: never;
         /**
          * Plan Visit
          * @description Plan a visit with reminders before it starts.
+         *
+         *     API keys need the scope `activities:write`.
          */
         post: operations["plan_visit"];
         delete?: never;
@@ -2592,6 +2970,8 @@ export interface paths {
         /**
          * Get Visit
          * @description Read one visit with its reminders.
+         *
+         *     API keys need the scope `activities:read`.
          */
         get: operations["get_visit"];
         put?: never;
@@ -2614,6 +2994,8 @@ export interface paths {
         /**
          * Cancel Visit
          * @description Cancel a planned visit and its pending reminders.
+         *
+         *     API keys need the scope `activities:write`.
          */
         post: operations["cancel_visit"];
         delete?: never;
@@ -2634,6 +3016,8 @@ export interface paths {
         /**
          * Complete Visit
          * @description Complete a visit: logs a visit follow-up (with optional check-in).
+         *
+         *     API keys need the scope `activities:write`.
          */
         post: operations["complete_visit"];
         delete?: never;
@@ -2654,6 +3038,8 @@ export interface paths {
         /**
          * Reschedule Visit
          * @description Move a planned visit; its pending reminders move with it.
+         *
+         *     API keys need the scope `activities:write`.
          */
         post: operations["reschedule_visit"];
         delete?: never;
@@ -2706,6 +3092,102 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ApiKeyCreate */
+        ApiKeyCreate: {
+            /**
+             * Acting User Id
+             * @description The user the key acts as (their data scope and permissions): yourself when absent; another user only for organisation admins.
+             */
+            acting_user_id?: number | null;
+            /**
+             * Expires At
+             * @description After this moment the key is refused (absent: no expiry).
+             */
+            expires_at?: string | null;
+            /**
+             * Name
+             * @description Which integration uses it.
+             */
+            name: string;
+            /**
+             * Scopes
+             * @description What the key may do on top of its acting user's own rights: `<resource>:read` for GET, `<resource>:write` for changes. Resources: `customers` (customers, contacts, tags on customers, pools, claims and transfers); `activities` (follow-ups, visits, the Today list); `opportunities` (deals, pipelines, the funnel and forecast); `contracts` (contracts, payment plans and payments); `orders` (products and the orders ledger); `analytics` (customer analytics and the dashboard); `notifications` (notifications, reminders and push settings of the acting user); `config` (custom fields, tag groups, tags and auto-tag rules); `org` (users, departments and roles). Scopes: `customers:read`, `customers:write`, `activities:read`, `activities:write`, `opportunities:read`, `opportunities:write`, `contracts:read`, `contracts:write`, `orders:read`, `orders:write`, `analytics:read`, `notifications:read`, `notifications:write`, `config:read`, `config:write`, `org:read`, `org:write`.
+             */
+            scopes: string[];
+        };
+        /** ApiKeyCreated */
+        ApiKeyCreated: {
+            /** Acting User Id */
+            acting_user_id: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Id */
+            created_by_id: number | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Last Used At
+             * @description Recorded at most once a minute.
+             */
+            last_used_at: string | null;
+            /** Last Used From */
+            last_used_from: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Prefix
+             * @description The public part of the key (`kehu_<prefix>_…`).
+             */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Scopes */
+            scopes: string[];
+            /**
+             * Token
+             * @description The key, shown this once: send it as `Authorization: Bearer <token>`. Only a hash is stored; a lost key is revoked and replaced.
+             */
+            token: string;
+        };
+        /** ApiKeyOut */
+        ApiKeyOut: {
+            /** Acting User Id */
+            acting_user_id: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Id */
+            created_by_id: number | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Last Used At
+             * @description Recorded at most once a minute.
+             */
+            last_used_at: string | null;
+            /** Last Used From */
+            last_used_from: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Prefix
+             * @description The public part of the key (`kehu_<prefix>_…`).
+             */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Scopes */
+            scopes: string[];
+        };
         /** ApprovalItem */
         ApprovalItem: {
             /** Amount */
@@ -6697,6 +7179,220 @@ export interface operations {
             };
             /** @description Not authenticated (missing, expired or invalid token) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_api_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyOut"][];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
