@@ -35,6 +35,7 @@ from app.routers import (
     contracts,
     customers,
     dashboard,
+    exports,
     funnel,
     health,
     lifecycle,
@@ -123,6 +124,10 @@ KEY_SCOPES: tuple[tuple[APIRouter, str | None], ...] = (
     (config.router, "config"),
     (tag_rules.router, "config"),
     (org.router, "org"),
+    (exports.customer_exports, "customers"),
+    (exports.opportunity_exports, "opportunities"),
+    (exports.contract_exports, "contracts"),
+    (exports.order_exports, "orders"),
     (api_keys_router.router, None),  # a key never manages keys
 )
 

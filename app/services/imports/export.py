@@ -54,15 +54,17 @@ def safe_cell(value: object) -> str:
 
 
 def iter_csv(
-    rows: Iterable[Sequence[object]], *, header: Sequence[str] | None = None
+    rows: Iterable[Sequence[object]], *, header: Sequence[str] | None = None, bom: bool = True
 ) -> Iterator[bytes]:
     """CSV as UTF-8 chunks, the first starting with a BOM so Excel reads Chinese correctly.
 
-    Rows are consumed lazily; each chunk holds about 64 KiB, for a streaming response.
+    Rows are consumed lazily; each chunk holds about 64 KiB, for a streaming response. A file
+    written in parts passes ``bom=False`` (and no header) for every part after the first.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    yield codecs.BOM_UTF8
+    if bom:
+        yield codecs.BOM_UTF8
     if header is not None:
         writer.writerow([safe_cell(h) for h in header])
     for row in rows:
