@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from app.services.outbound import read_capped
+
 logger = logging.getLogger("kehu.push")
 
 Outcome = Literal["delivered", "gone", "retry", "failed"]
@@ -320,15 +322,6 @@ def _endpoint_host(endpoint: str) -> str:
         return "?"
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    data = bytearray()
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= limit:
-            break
-    return bytes(data[:limit])
-
-
 def _describe(status: int, body: bytes) -> str:
     text = " ".join(body.decode("utf-8", "replace").split())[:200]
     return f"HTTP {status}: {text}" if text else f"HTTP {status}"
@@ -417,7 +410,7 @@ async def send(
                 follow_redirects=False,
             ) as response,
         ):
-            detail = await _read_capped(response, MAX_RESPONSE_BYTES)
+            detail = await read_capped(response, MAX_RESPONSE_BYTES)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return finish("failed", error=f"{type(exc).__name__}: {exc}")
     except (httpx.TimeoutException, TimeoutError):
