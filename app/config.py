@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
     login_max_failures: int = 5
     login_window_seconds: int = 60
+    # Webhooks (SPEC J2): receivers must be https on public addresses; the two allow_* settings
+    # are for development and tests only.
+    webhooks_allow_http: bool = False
+    webhooks_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=5)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_failure_limit: int = Field(default=20, ge=1)
+    webhook_dispatch_interval_seconds: int = Field(default=10, ge=1)
     # Requests per minute per user (their own sign-in) and per API key; 0: no limit. Counted in
     # the database on PostgreSQL (shared by the workers), in memory on SQLite (one process).
     rate_limit_user_per_minute: int = Field(default=600, ge=0)

@@ -50,6 +50,7 @@ from app.routers import (
 from app.routers import (
     api_keys as api_keys_router,
 )
+from app.routers import webhooks as webhooks_router
 from app.security import TokenSettings
 from app.services import api_keys, rate_limits
 from app.services.analytics.frames import AnalyticsStore
@@ -129,6 +130,7 @@ KEY_SCOPES: tuple[tuple[APIRouter, str | None], ...] = (
     (exports.contract_exports, "contracts"),
     (exports.order_exports, "orders"),
     (api_keys_router.router, None),  # a key never manages keys
+    (webhooks_router.router, None),
 )
 
 

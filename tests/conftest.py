@@ -83,6 +83,10 @@ def settings(database_url: str) -> Settings:
         # "user:1" would add up across tests (tests/integrations/test_rate_limits.py has its own).
         rate_limit_user_per_minute=0,
         rate_limit_key_per_minute=0,
+        # Webhook receivers in tests listen on loopback over plain http (the production
+        # refusals are tested with strict settings: tests/webhooks).
+        webhooks_allow_http=True,
+        webhooks_allow_private=True,
     )
 
 

@@ -9,9 +9,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.models import LoginAttempt
+from app.models import LoginAttempt, WebhookEvent
 from app.models.base import utcnow
 from app.services import idempotency, rate_limits
+
+WEBHOOK_LOG_DAYS = dt.timedelta(days=30)
 
 
 async def purge_expired_rows(maker: async_sessionmaker[AsyncSession]) -> None:
@@ -21,3 +23,10 @@ async def purge_expired_rows(maker: async_sessionmaker[AsyncSession]) -> None:
             delete(LoginAttempt).where(LoginAttempt.at < utcnow() - dt.timedelta(days=1))
         )
         await rate_limits.purge_counters(session, utcnow())
+        # Webhook events, their deliveries and attempt logs are kept 30 days.
+        await session.execute(
+            delete(WebhookEvent).where(
+                WebhookEvent.dispatched.is_(True),
+                WebhookEvent.occurred_at < utcnow() - WEBHOOK_LOG_DAYS,
+            )
+        )

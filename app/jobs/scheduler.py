@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs import housekeeping, lifecycle, pool, reminders, tag_rules
+from app.jobs import housekeeping, lifecycle, pool, reminders, tag_rules, webhooks
 from app.services.analytics.frames import AnalyticsStore
 
 log = logging.getLogger("kehu.scheduler")
@@ -110,6 +110,13 @@ class KehuScheduler:
                 [maker, settings],
                 600,
                 300,
+            ),
+            (
+                "dispatch_webhooks",
+                webhooks.dispatch_webhooks,
+                [maker, settings],
+                settings.webhook_dispatch_interval_seconds,
+                30,
             ),
             (
                 "evaluate_tag_rules",

@@ -21,7 +21,14 @@ from app.models.customer import (
     Tag,
     TagGroup,
 )
-from app.models.integration import ApiKey, RateLimitCounter
+from app.models.integration import (
+    ApiKey,
+    RateLimitCounter,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from app.models.notification import (
     Notification,
     NotificationSettings,
@@ -99,5 +106,9 @@ __all__ = [
     "Target",
     "User",
     "Visit",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "user_roles",
 ]

@@ -26,6 +26,7 @@ NOTIFICATION_KINDS = (
     "customers_transferred",
     "customers_transferred_away",
     "customer_shared",
+    "webhook_disabled",
     "customers_merged",
     "customer_frozen",
     "customer_abandoned",

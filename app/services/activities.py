@@ -28,7 +28,7 @@ from app.schemas.activity import (
     VisitCreate,
     VisitReschedule,
 )
-from app.services import audit
+from app.services import audit, webhooks
 from app.services.customers import haversine_km
 from app.services.pagination import fetch_page
 from app.services.versions import check_version, flush_versioned
@@ -391,6 +391,16 @@ async def complete_visit(
     visit.status = "completed"
     visit.completed_at = now
     visit.follow_up_id = follow_up.id
+    webhooks.emit_one(
+        session,
+        "visit.completed",
+        {
+            "customer_id": visit.customer_id,
+            "visit_id": visit.id,
+            "follow_up_id": follow_up.id,
+            "actor_id": principal.user_id,
+        },
+    )
     await _cancel_pending_reminders(session, visit.id, now)
     await flush_versioned(session)
     return visit

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuditEvent, User
+from app.models import AuditEvent, User, WebhookEvent
+from app.services import webhooks
 
 
 def jsonable(value: Any) -> Any:
@@ -59,6 +60,19 @@ def record_event(
         changes=dict(changes or {}),
     )
     session.add(event)
+    # The timeline is where changes pass: the ones integrations subscribe to go to the outbox.
+    outbox = webhooks.from_timeline(
+        {
+            "actor_id": actor_id,
+            "entity": entity,
+            "entity_id": entity_id,
+            "customer_id": customer_id,
+            "action": action,
+            "changes": jsonable(dict(changes or {})),
+        }
+    )
+    if outbox is not None:
+        session.add(WebhookEvent(**outbox))
     return event
 
 
@@ -88,6 +102,7 @@ async def record_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     """Insert timeline rows made by ``customer_event_row`` in one statement."""
     if rows:
         await session.execute(insert(AuditEvent), list(rows))
+        await webhooks.emit(session, [e for r in rows if (e := webhooks.from_timeline(r))])
 
 
 def customer_event(

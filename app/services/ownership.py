@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
 from app.models import Customer, OwnershipEvent, Role, User, user_roles
+from app.services import webhooks
 
 
 class CapExceeded(Conflict):
@@ -54,6 +55,13 @@ async def record(
             for c in changes
         ],
     )
+    outbox = (
+        webhooks.from_ownership(
+            c.customer_id, c.action, c.from_owner_id, c.to_owner_id, c.pool_id, actor_id, at
+        )
+        for c in changes
+    )
+    await webhooks.emit(session, [e for e in outbox if e is not None])
 
 
 async def caps(session: AsyncSession, user_id: int) -> tuple[int | None, int | None]:

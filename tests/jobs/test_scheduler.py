@@ -33,6 +33,7 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
         assert scheduler.job_ids == [
             "contract_deadlines",
             "dispatch_reminders",
+            "dispatch_webhooks",
             "evaluate_tag_rules",
             "notify_stale_opportunities",
             "purge_expired_rows",
