@@ -177,7 +177,7 @@ class SPAStaticFiles(StaticFiles):
         try:
             return await super().get_response(path, scope)
         except StarletteHTTPException as exc:
-            if exc.status_code != 404 or path.startswith(("api/", "api")):
+            if exc.status_code != 404 or path == "api" or path.startswith("api/"):
                 raise
             return FileResponse(Path(str(self.directory)) / "index.html")
 

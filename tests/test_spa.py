@@ -1,0 +1,24 @@
+"""The SPA is served at /: client-side routes deep-link to index.html, the API's paths never do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from httpx import ASGITransport, AsyncClient
+
+from app.main import create_app
+
+
+async def test_client_routes_get_the_app_and_api_paths_do_not(settings, tmp_path: Path):
+    (tmp_path / "index.html").write_text("<!doctype html><title>Kehu</title>", encoding="utf-8")
+    app = create_app(settings.model_copy(update={"spa_dir": tmp_path}))
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://spa") as client:
+        for path in ("/", "/customers/12", "/api-keys", "/apidocs/x", "/integrations/webhooks/3"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert "<title>Kehu</title>" in response.text, path
+        for path in ("/api", "/api/v1/nothing-here"):
+            response = await client.get(path)
+            assert response.status_code == 404, path
+            assert "<title>Kehu</title>" not in response.text, path
+    await app.state.engine.dispose()
