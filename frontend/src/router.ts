@@ -134,6 +134,9 @@ export const router = createRouter({
       component: () => import('@/views/TagRuleFormView.vue'),
       props: (route) => ({ id: Number(route.params.id) }),
     },
+    // not `/api-keys`: the server keeps every path that begins with `api` from the SPA fallback
+    { path: '/integrations/api-keys', name: 'api-keys', component: () => import('@/views/ApiKeyListView.vue') },
+    { path: '/integrations/api-keys/new', name: 'api-key-new', component: () => import('@/views/ApiKeyFormView.vue') },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

@@ -5,6 +5,7 @@
 import { api, body, unwrap, type ApiPaths } from './client'
 import { ApiError } from './errors'
 import type {
+  ApiKeyCreate,
   Contact,
   ContactCreate,
   Customer,
@@ -320,6 +321,17 @@ export const previewTagRule = (payload: TagRulePreviewIn) => body(api.POST('/tag
 
 export const runTagRule = (id: number) => body(api.POST('/tag-rules/{rule_id}/run', { params: { path: { rule_id: id } } }))
 
+// ----- API keys for integrations (J1, integration.manage) -----
+
+/** Every key, revoked ones included, oldest first (never the secret). */
+export const listApiKeys = () => body(api.GET('/api-keys'))
+
+/** A new key: the answer holds its `token`, which the server never shows again. */
+export const createApiKey = (payload: ApiKeyCreate) => body(api.POST('/api-keys', { body: payload }))
+
+/** Revoke for good (revoking twice is harmless). */
+export const revokeApiKey = (id: number) => body(api.POST('/api-keys/{key_id}/revoke', { params: { path: { key_id: id } } }))
+
 // ----- contracts (E3) -----
 
 export type ContractListQuery = NonNullable<ApiPaths['/contracts']['get']['parameters']['query']>
@@ -472,6 +484,9 @@ export const mergeCustomer = (id: number, otherId: number) =>
  */
 export const userDirectory = (q?: string, limit?: number) =>
   body(api.GET('/users/directory', { params: { query: { ...(q ? { q } : {}), ...(limit ? { limit } : {}) } } }))
+
+/** Every user, inactive ones included, with their roles (organisation admins: `org.manage`). */
+export const listUsers = () => body(api.GET('/users'))
 
 /** The matches carried by a 409 `duplicate-customer` problem, or null for any other error. */
 export function duplicatesOf(err: unknown): DuplicateMatch[] | null {

@@ -21,6 +21,7 @@ const ENTITY_LABELS: Record<string, string> = {
   visit: 'visit',
   opportunity: 'opportunity',
   tagRule: 'tagRules',
+  apiKey: 'apiKeys',
 }
 
 export function fieldLabel(field: string, entity: string = 'customer'): string {

@@ -160,6 +160,10 @@ const VALUE_ERRORS: [RegExp, (m: RegExpExecArray, ctx: FieldContext) => string][
   [/^reminder offsets are minutes between 0 and (\d+)$/, (m, { t }) => t('fieldErrors.reminderOffsets', { n: m[1] })],
   [/^unknown kinds: (.*)$/, (m, { t }) => t('fieldErrors.unknownKinds', { kinds: m[1] })],
   [/^push endpoints are https URLs$/, (_, { t }) => t('fieldErrors.pushEndpoint', {})],
+  // API keys (app/services/api_keys.py)
+  [/^must be in the future$/, (_, { t, field }) => t('fieldErrors.mustBeFuture', { field })],
+  [/^user \d+ does not exist or is not active$/, (_, { t, field }) => t('fieldErrors.inactiveUser', { field })],
+  [/^give the key at least one scope$/, (_, { t, field }) => t('fieldErrors.missing', { field })],
   // auto-tag rule conditions (app/services/tag_rules.py)
   [/^expected a list of 1 to (\d+) values$/, (m, { t, field }) => t('fieldErrors.listOfValues', { field, n: m[1] })],
   [/^expected a single value$/, (_, { t, field }) => t('fieldErrors.singleValue', { field })],
