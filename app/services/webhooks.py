@@ -450,7 +450,7 @@ async def _count_failure(
             kind="webhook_disabled",
             title=f"Webhook「{name}」已停用",
             body=f"连续 {failures} 次投递失败，已自动停用。修复接收端后在集成设置中重新启用。",
-            link=f"/admin/webhooks/{subscription_id}",
+            link=f"/integrations/webhooks/{subscription_id}",
             data={"webhook_id": subscription_id},
         )
         await notifications.deliver(session, [draft], now)

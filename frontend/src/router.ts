@@ -137,6 +137,20 @@ export const router = createRouter({
     // not `/api-keys`: the server keeps every path that begins with `api` from the SPA fallback
     { path: '/integrations/api-keys', name: 'api-keys', component: () => import('@/views/ApiKeyListView.vue') },
     { path: '/integrations/api-keys/new', name: 'api-key-new', component: () => import('@/views/ApiKeyFormView.vue') },
+    { path: '/integrations/webhooks', name: 'webhooks', component: () => import('@/views/WebhookListView.vue') },
+    { path: '/integrations/webhooks/new', name: 'webhook-new', component: () => import('@/views/WebhookFormView.vue') },
+    {
+      path: '/integrations/webhooks/:id(\\d+)',
+      name: 'webhook',
+      component: () => import('@/views/WebhookDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    {
+      path: '/integrations/webhooks/:id(\\d+)/edit',
+      name: 'webhook-edit',
+      component: () => import('@/views/WebhookFormView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

@@ -92,6 +92,9 @@ def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         # Every test signs in as the same demo users within minutes.
         "KEHU_RATE_LIMIT_USER_PER_MINUTE": "0",
         "KEHU_LOG_JSON": "false",
+        # Webhook tests subscribe a receiver they run on 127.0.0.1 over plain http.
+        "KEHU_WEBHOOKS_ALLOW_HTTP": "true",
+        "KEHU_WEBHOOKS_ALLOW_PRIVATE": "true",
     }
 
 

@@ -28,6 +28,9 @@ import type {
   VisitComplete,
   VisitCreate,
   VisitReschedule,
+  WebhookCreate,
+  WebhookDeliveryStatus,
+  WebhookUpdate,
 } from './types'
 
 export type CustomerListQuery = NonNullable<ApiPaths['/customers']['get']['parameters']['query']>
@@ -331,6 +334,62 @@ export const createApiKey = (payload: ApiKeyCreate) => body(api.POST('/api-keys'
 
 /** Revoke for good (revoking twice is harmless). */
 export const revokeApiKey = (id: number) => body(api.POST('/api-keys/{key_id}/revoke', { params: { path: { key_id: id } } }))
+
+// ----- webhooks (J2, integration.manage) -----
+
+/** `{type: what it reports}`, in the server's order. */
+export const listWebhookEventTypes = () => body(api.GET('/webhook-event-types'))
+
+/** Every subscription, oldest first (never the secret). */
+export const listWebhooks = () => body(api.GET('/webhooks'))
+
+export const getWebhook = (id: number) => unwrap(api.GET('/webhooks/{webhook_id}', { params: { path: { webhook_id: id } } }))
+
+/** A new subscription: the answer holds its signing `secret`, which the server never shows again. */
+export const createWebhook = (payload: WebhookCreate) => unwrap(api.POST('/webhooks', { body: payload }))
+
+/** Name, URL, event types; `enabled: true` re-enables a disabled one (its run of failures restarts). */
+export const updateWebhook = (id: number, payload: WebhookUpdate, etag: string) =>
+  unwrap(api.PATCH('/webhooks/{webhook_id}', { params: { path: { webhook_id: id } }, body: payload, headers: { 'If-Match': etag } }))
+
+/** Removes the subscription with its delivery log. */
+export async function deleteWebhook(id: number, etag: string): Promise<void> {
+  await unwrap(api.DELETE('/webhooks/{webhook_id}', { params: { path: { webhook_id: id } }, headers: { 'If-Match': etag } }))
+}
+
+/** A new signing secret (shown once); the old one stops signing at once. */
+export const rotateWebhookSecret = (id: number) =>
+  unwrap(api.POST('/webhooks/{webhook_id}/rotate-secret', { params: { path: { webhook_id: id } } }))
+
+export interface WebhookDeliveryQuery {
+  status?: WebhookDeliveryStatus | null
+  /** Older than this delivery (the last one shown: "load more"). */
+  before_id?: number | null
+  limit?: number
+}
+
+/** The delivery log, newest first, each with every attempt (newest first). */
+export const listWebhookDeliveries = (id: number, query: WebhookDeliveryQuery = {}) =>
+  body(
+    api.GET('/webhooks/{webhook_id}/deliveries', {
+      params: {
+        path: { webhook_id: id },
+        query: {
+          ...(query.status ? { status: query.status } : {}),
+          ...(query.before_id ? { before_id: query.before_id } : {}),
+          ...(query.limit ? { limit: query.limit } : {}),
+        },
+      },
+    }),
+  )
+
+/** Send a delivery again now (same event id) and log it: the answer is the attempt made. */
+export const redeliverWebhook = (id: number, deliveryId: number) =>
+  body(
+    api.POST('/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver', {
+      params: { path: { webhook_id: id, delivery_id: deliveryId } },
+    }),
+  )
 
 // ----- contracts (E3) -----
 

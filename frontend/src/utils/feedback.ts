@@ -13,7 +13,7 @@ export function showError(err: unknown): void {
 }
 
 /** Whose field labels a form's errors use (`customer.fields`, `contact.*`, `followUp.fields`, `visit.fields`). */
-export type FormEntity = 'customer' | 'contact' | 'followUp' | 'visit' | 'opportunity' | 'tagRule' | 'apiKey'
+export type FormEntity = 'customer' | 'contact' | 'followUp' | 'visit' | 'opportunity' | 'tagRule' | 'apiKey' | 'webhook'
 
 export function isStale(err: unknown): boolean {
   return err instanceof ApiError && err.status === 412

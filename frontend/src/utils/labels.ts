@@ -22,6 +22,7 @@ const ENTITY_LABELS: Record<string, string> = {
   opportunity: 'opportunity',
   tagRule: 'tagRules',
   apiKey: 'apiKeys',
+  webhook: 'webhooks',
 }
 
 export function fieldLabel(field: string, entity: string = 'customer'): string {

@@ -164,6 +164,19 @@ const VALUE_ERRORS: [RegExp, (m: RegExpExecArray, ctx: FieldContext) => string][
   [/^must be in the future$/, (_, { t, field }) => t('fieldErrors.mustBeFuture', { field })],
   [/^user \d+ does not exist or is not active$/, (_, { t, field }) => t('fieldErrors.inactiveUser', { field })],
   [/^give the key at least one scope$/, (_, { t, field }) => t('fieldErrors.missing', { field })],
+  // webhook URLs (app/services/outbound.py validate_url) and event types (app/services/webhooks.py)
+  [/^only https URLs are allowed$/, (_, { t, field }) => t('fieldErrors.httpsOnly', { field })],
+  [/^only http or https URLs are allowed$/, (_, { t, field }) => t('fieldErrors.httpOrHttps', { field })],
+  [/^credentials in the URL are not allowed$/, (_, { t, field }) => t('fieldErrors.urlCredentials', { field })],
+  [/^URL longer than (\d+) characters$/, (m, { t, field }) => t('fieldErrors.tooLong', { field, n: m[1] })],
+  // `<address>: <why>` — loopback, private, link-local, metadata, reserved... (`address_refusal`)
+  [/^\S+: (?:.*\baddress\b.*|loopback name)$/, (_, { t, field }) => t('fieldErrors.refusedAddress', { field })],
+  [
+    /^(?:URL has no host|URL contains whitespace|not a (?:valid )?URL|invalid (?:port|host name|hex number|octal number|number)|IPv6 zone identifiers|unterminated IPv6|'.*' is not a valid IPv(?:4|6) address)/,
+    (_, { t, field }) => t('fieldErrors.badUrl', { field }),
+  ],
+  [/^unknown event types (.*)$/, (m, { t }) => t('fieldErrors.unknownEventTypes', { types: m[1] })],
+  [/^choose at least one$/, (_, { t, field }) => t('fieldErrors.chooseAtLeastOne', { field })],
   // auto-tag rule conditions (app/services/tag_rules.py)
   [/^expected a list of 1 to (\d+) values$/, (m, { t, field }) => t('fieldErrors.listOfValues', { field, n: m[1] })],
   [/^expected a single value$/, (_, { t, field }) => t('fieldErrors.singleValue', { field })],
