@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,7 +73,10 @@ class BodySizeLimitMiddleware:
     """Refuses request bodies over ``max_bytes`` with a 413 problem before the app reads them.
 
     Bulk endpoints (paths in ``bulk_paths``) take up to ``bulk_max_bytes``: 10,000 orders do not
-    fit in the default limit.
+    fit in the default limit. ``path_max_bytes`` gives single paths a limit of their own (file
+    uploads). A declared ``Content-Length`` over the limit is refused without reading a byte; a
+    body sent without one (chunked) is counted as it arrives and refused as soon as it passes
+    the limit — the rest is never read, whatever the app was doing with it.
     """
 
     def __init__(
@@ -80,19 +86,24 @@ class BodySizeLimitMiddleware:
         max_bytes: int,
         bulk_max_bytes: int | None = None,
         bulk_paths: tuple[str, ...] = (),
+        path_max_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.default_max_bytes = max_bytes
         self.bulk_max_bytes = bulk_max_bytes or max_bytes
         self.bulk_paths = frozenset(bulk_paths)
+        self.path_max_bytes = dict(path_max_bytes or {})
+
+    def limit_for(self, path: str) -> int:
+        if path in self.path_max_bytes:
+            return self.path_max_bytes[path]
+        return self.bulk_max_bytes if path in self.bulk_paths else self.default_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (
-            self.bulk_max_bytes if scope.get("path") in self.bulk_paths else self.default_max_bytes
-        )
+        limit = self.limit_for(scope.get("path", ""))
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = PayloadTooLarge(f"request bodies are limited to {limit} bytes")
@@ -100,20 +111,36 @@ class BodySizeLimitMiddleware:
             await _send_plain(send, *_problem_response(too_large))
             return
         seen = 0
+        exceeded = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                raise _BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            # The app may catch the error while parsing the body (FastAPI answers 400 "error
+            # parsing the body"): once the limit is passed, its answer is replaced by the 413.
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+            elif not refused:
+                refused = True
+                await _send_plain(send, *_problem_response(too_large))
+
         try:
-            await self.app(scope, counting_receive, send)
+            await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
-            await _send_plain(send, *_problem_response(too_large))
+            if not refused:
+                refused = True
+                await _send_plain(send, *_problem_response(too_large))
 
 
 class _BodyTooLarge(Exception):
@@ -133,6 +160,43 @@ async def _send_plain(
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
+_PART_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
+_PART_FILENAME = re.compile(rb'\bfilename="([^"]*)"', re.IGNORECASE)
+
+
+def canonical_body(content_type: bytes, body: bytes) -> bytes:
+    """The body as it counts for "the same request": a multipart form by its parts' names, file
+    names and contents, without the boundary — clients (a browser's ``FormData``) draw a new
+    boundary for every send, so a retry of the same upload differs byte for byte. Other bodies
+    count as they are."""
+    if not content_type.lower().startswith(b"multipart/form-data"):
+        return body
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        return body
+    parts: list[bytes] = []
+    for raw in body.split(b"--" + match.group(1))[1:]:
+        if raw.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = raw.partition(b"\r\n\r\n")
+        if not separator:
+            return body
+        name = _PART_NAME.search(head)
+        filename = _PART_FILENAME.search(head)
+        content = content.removesuffix(b"\r\n")
+        parts.append(
+            b"\0".join(
+                (
+                    name.group(1) if name else b"",
+                    filename.group(1) if filename else b"",
+                    hashlib.sha256(content).hexdigest().encode(),
+                )
+            )
+        )
+    return b"multipart\0" + b"\n".join(sorted(parts))
 
 
 class IdempotencyMiddleware:
@@ -206,7 +270,10 @@ class IdempotencyMiddleware:
             if not message.get("more_body"):
                 break
         fingerprint = idempotency.request_fingerprint(
-            scope["method"], scope["path"], scope.get("query_string", b"").decode(), body
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode(),
+            canonical_body(headers.get(b"content-type", b""), body),
         )
 
         maker: async_sessionmaker[AsyncSession] = self._maker_getter()
