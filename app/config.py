@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     # Bulk endpoints (10,000 orders in one call) accept larger bodies.
     max_bulk_body_bytes: int = 16_777_216
+    # Imports (SPEC I1): the largest file accepted (a larger upload is refused with 413 before
+    # it is read), the most data rows in one file, rows written per transaction by the import
+    # job, how often the job looks for queued imports, and after how long without progress a
+    # running import counts as abandoned (its process died) and is taken over.
+    import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    import_max_rows: int = Field(default=100_000, ge=1, le=1_000_000)
+    import_chunk_rows: int = Field(default=2000, ge=100, le=10_000)
+    import_poll_seconds: int = Field(default=5, ge=1, le=3600)
+    import_stale_seconds: int = Field(default=300, ge=30)
+    # Chunks written at once on PostgreSQL (each on its own connection; they commit in order),
+    # and worker processes cleaning rows beside the job and dry runs (0: a thread instead).
+    import_writers: int = Field(default=2, ge=1, le=8)
+    import_clean_processes: int = Field(default=1, ge=0, le=8)
     spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
     scheduler_enabled: bool = True
     # Reminders: how late a reminder may still be pushed after downtime; older ones are "missed".

@@ -38,6 +38,7 @@ from app.routers import (
     exports,
     funnel,
     health,
+    imports,
     lifecycle,
     notifications,
     opportunities,
@@ -129,6 +130,8 @@ KEY_SCOPES: tuple[tuple[APIRouter, str | None], ...] = (
     (exports.opportunity_exports, "opportunities"),
     (exports.contract_exports, "contracts"),
     (exports.order_exports, "orders"),
+    # Imports of customers and contacts; importing orders also needs orders:write (checked there).
+    (imports.router, "customers"),
     (api_keys_router.router, None),  # a key never manages keys
     (webhooks_router.router, None),
 )
@@ -277,6 +280,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         bulk_max_bytes=settings.max_bulk_body_bytes,
         bulk_paths=("/api/v1/orders/bulk",),
+        path_max_bytes=imports.upload_limits(settings),
     )
     app.add_middleware(RequestLogMiddleware)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs import housekeeping, lifecycle, pool, reminders, tag_rules, webhooks
+from app.jobs import housekeeping, imports, lifecycle, pool, reminders, tag_rules, webhooks
 from app.services.analytics.frames import AnalyticsStore
 
 log = logging.getLogger("kehu.scheduler")
@@ -119,6 +120,13 @@ class KehuScheduler:
                 30,
             ),
             (
+                imports.JOB_ID,
+                imports.run_imports,
+                [maker, settings],
+                settings.import_poll_seconds,
+                60,
+            ),
+            (
                 "evaluate_tag_rules",
                 tag_rules.evaluate_tag_rules,
                 [maker, settings, self.analytics],
@@ -142,6 +150,12 @@ class KehuScheduler:
     @property
     def job_ids(self) -> list[str]:
         return sorted(j.id for j in self._aps.get_jobs())
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now rather than at its next tick (new work just arrived, e.g. an upload);
+        only the active instance runs jobs, the others wait for their leader's tick."""
+        if self.is_leader:
+            self._aps.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC))
 
     async def start(self) -> None:
         self._aps.start(paused=True)

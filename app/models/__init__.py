@@ -21,6 +21,7 @@ from app.models.customer import (
     Tag,
     TagGroup,
 )
+from app.models.imports import Import, ImportRowError
 from app.models.integration import (
     ApiKey,
     RateLimitCounter,
@@ -74,6 +75,8 @@ __all__ = [
     "Department",
     "FollowUp",
     "IdempotencyRecord",
+    "Import",
+    "ImportRowError",
     "LoginAttempt",
     "LostReason",
     "Notification",

@@ -40,6 +40,7 @@ async def test_embedded_scheduler_runs_in_the_web_process(settings):
             "purge_recycle_bin",
             "reclaim_neglected_customers",
             "remove_expired_team_members",
+            "run_imports",
             "schedule_digests",
             "schedule_relationship_reminders",
             "warn_of_reclaims",

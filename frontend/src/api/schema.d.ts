@@ -1688,6 +1688,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Imports
+         * @description Your imports, newest first.
+         *
+         *     API keys need the scope `customers:read`.
+         */
+        get: operations["list_imports"];
+        put?: never;
+        /**
+         * Create Import
+         * @description Upload a CSV (UTF-8, UTF-16 or GBK/GB18030; comma, semicolon or tab) or XLSX file as
+         *     `multipart/form-data`: `file`, `entity` (`customers`, `contacts`, `orders`), optionally `mapping`
+         *     (JSON `{"<column index from 0>": "<field key>"}`; without it the mapping the headers suggest),
+         *     `duplicate_policy` (`skip` — default —, `update` or `create`; orders are never repeated: a known
+         *     order number is skipped), `dry_run` and `sheet` (XLSX; the first sheet by default).
+         *
+         *     A file that cannot be imported (not CSV/XLSX, undecodable, no header, a required column missing,
+         *     a bad mapping, more rows than allowed) answers 422 (`import-file`, with `code`) and nothing is
+         *     stored; a file over `KEHU_IMPORT_MAX_BYTES` answers 413 before it is read.
+         *
+         *     `dry_run=true` answers 200 with what the import would do — format, encoding, headers, the mapping
+         *     used and the suggested one, counts (rows, create, update, skip, error) and the first row problems
+         *     and duplicates — and writes nothing. Otherwise the file is queued for the import job: 202 with the
+         *     import and its `Location`; follow `GET /imports/{id}`. The same file sent again by you with the
+         *     same entity, mapping and policy queues nothing: 200 with the first import.
+         *
+         *     Importing customers needs `customer.create` (and `customer.update` for `update`); contacts and
+         *     orders need `customer.update`. Duplicates of customers (SPEC B4): same phone (also a contact's),
+         *     same e-mail or a similar name, across all customers including pools and the recycle bin. An API
+         *     key importing orders needs `orders:write` too.
+         *
+         *     API keys need the scope `customers:write`.
+         */
+        post: operations["create_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{import_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Import
+         * @description One of your imports: status, progress and counts.
+         *
+         *     API keys need the scope `customers:read`.
+         */
+        get: operations["get_import"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{import_id}/errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Import Errors
+         * @description The rows of an import that were not imported or were skipped as duplicates, as CSV.
+         *
+         *     API keys need the scope `customers:read`.
+         */
+        get: operations["download_import_errors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/lost-reasons": {
         parameters: {
             query?: never;
@@ -3482,6 +3573,37 @@ export interface components {
             transactions: number;
             window: components["schemas"]["WindowOut"];
         };
+        /** Body_create_import */
+        Body_create_import: {
+            /**
+             * Dry Run
+             * @default false
+             */
+            dry_run?: boolean;
+            /**
+             * Duplicate Policy
+             * @default skip
+             * @enum {string}
+             */
+            duplicate_policy?: "skip" | "update" | "create";
+            /**
+             * Entity
+             * @enum {string}
+             */
+            entity: "customers" | "contacts" | "orders";
+            /**
+             * File
+             * @description The CSV or XLSX file.
+             */
+            file: string;
+            /**
+             * Mapping
+             * @description JSON `{"0": "name", "3": "phone"}`.
+             */
+            mapping?: string | null;
+            /** Sheet */
+            sheet?: string | null;
+        };
         /** Body_login */
         Body_login: {
             /** Client Id */
@@ -4249,6 +4371,40 @@ export interface components {
             /** Visible */
             visible: boolean;
         };
+        /** DuplicateOut */
+        DuplicateOut: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "skip" | "update";
+            /** Contact Id */
+            contact_id?: number | null;
+            /**
+             * Customer Id
+             * @description The customer matched (null when outside your view).
+             */
+            customer_id?: number | null;
+            /**
+             * Customer Name
+             * @description Its name, masked when outside your view.
+             */
+            customer_name?: string | null;
+            /**
+             * Matched On
+             * @description `phone`, `email`, `name` (customers); ...
+             */
+            matched_on: string[];
+            /** Row */
+            row: number;
+            /**
+             * Same As Row
+             * @description The earlier row of the file this one repeats.
+             */
+            same_as_row?: number | null;
+            /** Similarity */
+            similarity?: number | null;
+        };
         /** ExpiringContract */
         ExpiringContract: {
             /** Customer Id */
@@ -4465,6 +4621,203 @@ export interface components {
              * @enum {string}
              */
             status: "open" | "won" | "lost" | "invalid";
+        };
+        /** ImportCounts */
+        ImportCounts: {
+            /** Create */
+            create: number;
+            /**
+             * Error
+             * @description Rows that cannot be imported as they are.
+             */
+            error: number;
+            /** Rows */
+            rows: number;
+            /**
+             * Skip
+             * @description Rows that would be left out as duplicates.
+             */
+            skip: number;
+            /** Update */
+            update: number;
+        };
+        /** ImportFieldOut */
+        ImportFieldOut: {
+            /**
+             * Key
+             * @description What a mapping names, e.g. `name`, `phone`, `cf.budget`.
+             */
+            key: string;
+            /** Label */
+            label: string;
+            /** Label En */
+            label_en: string;
+            /**
+             * Required
+             * @description The file needs a column for it (or one of its group).
+             */
+            required: boolean;
+        };
+        /** ImportOut */
+        ImportOut: {
+            /** Created */
+            created: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Id */
+            created_by_id: number;
+            /**
+             * Duplicate Policy
+             * @enum {string}
+             */
+            duplicate_policy: "skip" | "update" | "create";
+            /**
+             * Encoding
+             * @description The text encoding a CSV file was read in.
+             */
+            encoding: string | null;
+            /**
+             * Entity
+             * @enum {string}
+             */
+            entity: "customers" | "contacts" | "orders";
+            /** Error */
+            error: string | null;
+            /**
+             * Failed
+             * @description Rows that could not be imported.
+             */
+            failed: number;
+            /**
+             * File Format
+             * @enum {string}
+             */
+            file_format: "csv" | "xlsx";
+            /** File Name */
+            file_name: string;
+            /** File Sha256 */
+            file_sha256: string;
+            /**
+             * File Size
+             * @description Bytes.
+             */
+            file_size: number;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Mapping
+             * @description Column index (from 0) → field key.
+             */
+            mapping: {
+                [key: string]: string;
+            };
+            /**
+             * Progress
+             * @description rows_done / rows_total, 0–1.
+             */
+            progress: number;
+            /** Rows Done */
+            rows_done: number;
+            /** Rows Total */
+            rows_total: number;
+            /** Sheet */
+            sheet: string | null;
+            /**
+             * Skipped
+             * @description Rows left out as duplicates.
+             */
+            skipped: number;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Status
+             * @description `queued` until the import job takes it, `running` while rows are written, `done` (rows that could not be imported are counted in `failed` and listed in the error report), or `failed` when the whole file could not be imported (`error` says why).
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed";
+            /** Updated */
+            updated: number;
+        };
+        /** ImportPage */
+        ImportPage: {
+            /** Items */
+            items: components["schemas"]["ImportOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
+        /** ImportPreviewOut */
+        ImportPreviewOut: {
+            counts: components["schemas"]["ImportCounts"];
+            /** Delimiter */
+            delimiter: string | null;
+            /**
+             * Dry Run
+             * @default true
+             * @constant
+             */
+            dry_run?: true;
+            /**
+             * Duplicate Policy
+             * @enum {string}
+             */
+            duplicate_policy: "skip" | "update" | "create";
+            /**
+             * Duplicates
+             * @description The first duplicates, in row order.
+             */
+            duplicates: components["schemas"]["DuplicateOut"][];
+            /** Encoding */
+            encoding: string | null;
+            /**
+             * Entity
+             * @enum {string}
+             */
+            entity: "customers" | "contacts" | "orders";
+            /**
+             * Errors
+             * @description The first row problems, in row order.
+             */
+            errors: components["schemas"]["RowErrorOut"][];
+            /**
+             * Fields
+             * @description Every field a column can be mapped to.
+             */
+            fields: components["schemas"]["ImportFieldOut"][];
+            /**
+             * File Format
+             * @enum {string}
+             */
+            file_format: "csv" | "xlsx";
+            /** File Name */
+            file_name: string;
+            /** File Size */
+            file_size: number;
+            /** Headers */
+            headers: string[];
+            /**
+             * Mapping
+             * @description The mapping the rows were read with.
+             */
+            mapping: {
+                [key: string]: string;
+            };
+            /** Sheet */
+            sheet: string | null;
+            /**
+             * Suggested Mapping
+             * @description What the headers suggest (used when no mapping is sent).
+             */
+            suggested_mapping: {
+                [key: string]: string;
+            };
         };
         /** Itemset */
         Itemset: {
@@ -6114,6 +6467,32 @@ export interface components {
             scopes?: {
                 [key: string]: components["schemas"]["DataScope"];
             } | null;
+        };
+        /** RowErrorOut */
+        RowErrorOut: {
+            /** Code */
+            code: string;
+            /**
+             * Column
+             * @description Column index (from 0), when the problem is in one.
+             */
+            column: number | null;
+            /** Column Name */
+            column_name: string | null;
+            /** Field */
+            field: string;
+            /** Message */
+            message: string;
+            /**
+             * Row
+             * @description The row number as a spreadsheet shows it (the header is 1).
+             */
+            row: number;
+            /**
+             * Value
+             * @description The cell as it was in the file.
+             */
+            value: string;
         };
         /** SegmentRow */
         SegmentRow: {
@@ -11941,6 +12320,216 @@ export interface operations {
             };
             /** @description Not authenticated (missing, expired or invalid token) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_imports: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportPage"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_create_import"];
+            };
+        };
+        responses: {
+            /** @description The dry run's preview, or the earlier import of the same file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"] | components["schemas"]["ImportPreviewOut"];
+                };
+            };
+            /** @description Queued for the import job */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The file is larger than allowed */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                import_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    download_import_errors: {
+        parameters: {
+            query?: {
+                lang?: string;
+            };
+            header?: never;
+            path: {
+                import_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV (UTF-8 with BOM): row, column, field, problem, value, code. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
