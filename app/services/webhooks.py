@@ -73,6 +73,7 @@ _TIMELINE: Mapping[tuple[str, str], str] = {
     ("opportunity", "opportunity_won"): "opportunity.won",
     ("opportunity", "opportunity_lost"): "opportunity.lost",
     ("contract", "payment_received"): "payment.received",
+    ("import", "import_run"): "import.finished",
     **{
         ("contract", f"contract_{a}"): "contract.status_changed"
         for a in ("submit", "approve", "reject", "sign", "void", "terminate", "complete")

@@ -116,6 +116,13 @@ async def test_gbk_file_is_previewed_then_imported_by_the_job(app, client, maker
     # Integrations hear of each new customer (the webhook outbox).
     assert await count(maker, WebhookEvent, WebhookEvent.type == "customer.created") == 2
     assert await count(maker, AuditEvent, AuditEvent.entity == "import") == 1
+    async with maker() as session:
+        finished = (
+            await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "import.finished"))
+        ).one()
+    assert finished.data["import_id"] == record["id"]
+    assert finished.data["changes"]["created"]["after"] == 2
+    assert finished.data["changes"]["failed"]["after"] == 2
     # The job keeps no copy of the file once it has run.
     async with maker() as session:
         assert await session.scalar(select(Import.content)) is None
