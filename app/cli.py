@@ -1,4 +1,5 @@
-"""The ``kehu`` command line: migrate, create-admin, seed-demo, serve, openapi (SPEC L1)."""
+"""The ``kehu`` command line: migrate, create-admin, seed-demo, serve, scheduler, backup,
+restore, openapi (SPEC L1, L4)."""
 
 from __future__ import annotations
 
@@ -209,6 +210,53 @@ def dispatch_reminders(
         typer.echo("--now needs a time zone offset, e.g. 2026-11-23T09:00:00+08:00", err=True)
         raise typer.Exit(2)
     asyncio.run(_dispatch_once(now))
+
+
+@cli.command("backup")
+def backup_command(
+    target: Annotated[Path, typer.Argument(help="File to write the backup to")],
+) -> None:
+    """Back up the SQLite database while the app runs (online backup API; PostgreSQL: pg_dump)."""
+    from app.services import backup
+
+    try:
+        info = backup.backup(backup.sqlite_file(get_settings().database_url), target)
+    except backup.BackupError as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"backed up to {info.path} ({info.size_bytes:,} bytes, {info.tables} tables, "
+        f"schema revision {info.revision})"
+    )
+
+
+@cli.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="Backup file written by `kehu backup`")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    keep_current: Annotated[
+        bool,
+        typer.Option(help="First save the current database as <file>.before-restore-<time>"),
+    ] = True,
+) -> None:
+    """Replace the SQLite database by a backup (checked first), then bring its schema up to
+    date with `kehu migrate` if the backup is older than this version."""
+    from app.services import backup
+
+    try:
+        database = backup.sqlite_file(get_settings().database_url)
+        checked = backup.inspect(source)
+        if not yes:
+            typer.confirm(
+                f"Replace {database} by {source} (schema revision {checked.revision})?",
+                abort=True,
+            )
+        info = backup.restore(source, database, keep_current=keep_current)
+    except backup.BackupError as exc:
+        typer.echo(f"restore failed: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"restored {info.path} from {source} (schema revision {info.revision})")
+    typer.echo("run `kehu migrate` if this backup came from an older Kehu version")
 
 
 @cli.command()
