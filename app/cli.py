@@ -129,9 +129,15 @@ def serve(
     reload: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Run the web app (API under /api/v1, SPA at /)."""
+    import os
+    import tempfile
+
     import uvicorn
 
     settings = get_settings()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics on any worker answers for all of them: each counts into files there.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kehu-metrics-")
     uvicorn.run(
         "app.main:app_factory",
         factory=True,

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     import_writers: int = Field(default=2, ge=1, le=8)
     import_clean_processes: int = Field(default=1, ge=0, le=8)
     spa_dir: Path = PROJECT_ROOT / "frontend" / "dist"
+    # /metrics: when set, scrapers must send "Authorization: Bearer <token>".
+    metrics_token: str | None = None
     scheduler_enabled: bool = True
     # Reminders: how late a reminder may still be pushed after downtime; older ones are "missed".
     reminder_max_lateness_minutes: int = 60

@@ -6,7 +6,12 @@ import datetime as dt
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
+
+# The id of the HTTP request being served (set by the request-log middleware): every line
+# logged while serving it carries it, so one request's lines can be found together.
+request_id: ContextVar[str | None] = ContextVar("kehu_request_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -21,6 +26,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        current = request_id.get()
+        if current is not None:
+            payload["request_id"] = current
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value

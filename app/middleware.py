@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import logs, metrics
 from app.config import Settings
 from app.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -45,6 +46,7 @@ class RequestLogMiddleware:
         request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
         started = time.perf_counter()
         status = 500
+        token = logs.request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -57,6 +59,9 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope["method"], route_template(scope), status, seconds)
+            logs.request_id.reset(token)
             log.info(
                 "request",
                 extra={
@@ -64,9 +69,26 @@ class RequestLogMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template with every prefix it was included or mounted under
+    (``/api/v1/customers/{customer_id}``), or ``unmatched``. A route knows its own template
+    only below its router's prefix; the prefix is what precedes the route's part of the path."""
+    route_format: str | None = getattr(scope.get("route"), "path_format", None)
+    if not route_format:
+        return "unmatched"
+    path: str = scope.get("path", "")
+    try:
+        rendered = route_format.format(**scope.get("path_params", {}))
+    except (KeyError, IndexError, ValueError):
+        return route_format
+    if rendered and path.endswith(rendered):
+        return path[: len(path) - len(rendered)] + route_format
+    return route_format
 
 
 class BodySizeLimitMiddleware:

@@ -145,3 +145,82 @@ async def test_request_id_is_echoed(client):
     response = await client.get("/healthz", headers={"X-Request-ID": "abc123"})
     assert response.headers["X-Request-ID"] == "abc123"
     assert len((await client.get("/healthz")).headers["X-Request-ID"]) == 32
+
+
+async def test_metrics_count_requests_by_route_template(app, client, maker):
+    from tests.factories import auth, make_customer, make_org
+
+    org = await make_org(maker)
+    customer = await make_customer(maker, org.rep_a)
+    for _ in range(2):
+        found = await client.get(f"/api/v1/customers/{customer.id}", headers=auth(app, org.rep_a))
+        assert found.status_code == 200
+    assert (await client.get("/no/such/page.php")).status_code == 404
+
+    scraped = await client.get("/metrics")
+
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    lines = scraped.text.splitlines()
+    detail = next(
+        line
+        for line in lines
+        if line.startswith("kehu_http_request_duration_seconds_count{")
+        and 'route="/api/v1/customers/{customer_id}"' in line
+        and 'status="200"' in line
+    )
+    assert float(detail.rsplit(" ", 1)[1]) >= 2
+    assert not any(f"/customers/{customer.id}" in line for line in lines)  # templates only
+    assert any('route="unmatched"' in line for line in lines)
+    for family in ("kehu_job_runs_total", "kehu_reminders_total", "kehu_webhook_deliveries"):
+        assert f"# TYPE {family.removesuffix('_total')}" in scraped.text
+
+
+async def test_metrics_token_guards_the_endpoint(settings):
+    from httpx import ASGITransport, AsyncClient
+
+    from app.main import create_app
+
+    guarded = create_app(settings.model_copy(update={"metrics_token": "s3cret-scrape"}))
+    async with AsyncClient(transport=ASGITransport(app=guarded), base_url="http://t") as http:
+        refused = await http.get("/metrics")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        allowed = await http.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+    assert refused.status_code == 401 and wrong.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert allowed.status_code == 200 and "kehu_http_request_duration_seconds" in allowed.text
+
+
+async def test_log_lines_inside_a_request_carry_its_request_id(settings):
+    import io
+    import json
+    import logging
+
+    from httpx import ASGITransport, AsyncClient
+
+    from app.logs import JsonFormatter
+    from app.main import create_app
+
+    app = create_app(settings)
+
+    async def noisy() -> dict[str, str]:
+        logging.getLogger("kehu.test").warning("inside", extra={"step": 1})
+        return {"ok": "yes"}
+
+    app.add_api_route("/test-log", noisy)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("kehu.test")
+    logger.addHandler(handler)
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http:
+            await http.get("/test-log", headers={"X-Request-ID": "req-42"})
+            await http.get("/test-log")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["msg"], first["request_id"], first["step"]) == ("inside", "req-42", 1)
+    assert len(second["request_id"]) == 32 and second["request_id"] != "req-42"
+    outside = json.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "job"})))
+    assert "request_id" not in outside

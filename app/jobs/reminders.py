@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.config import Settings
 from app.services import notifications, relationship
 
@@ -12,7 +13,8 @@ from app.services import notifications, relationship
 async def dispatch_reminders(
     maker: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient
 ) -> None:
-    await notifications.dispatch(maker, settings, http)
+    stats = await notifications.dispatch(maker, settings, http)
+    metrics.count_outcomes(metrics.REMINDERS, stats)
 
 
 async def schedule_relationship_reminders(

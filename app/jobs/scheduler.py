@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.config import Settings
 from app.jobs import housekeeping, imports, lifecycle, pool, reminders, tag_rules, webhooks
 from app.services.analytics.frames import AnalyticsStore
@@ -31,6 +32,20 @@ log = logging.getLogger("kehu.scheduler")
 
 # pg_advisory_lock key: "kehu" in ASCII.
 LEADER_LOCK_KEY = 0x6B656875
+
+
+async def leader_elsewhere(connection: AsyncConnection | AsyncSession) -> bool:
+    """Whether some PostgreSQL session holds the leader lock (an active scheduler anywhere)."""
+    # A one-number advisory key shows in pg_locks as classid (high 32 bits), objid (low 32
+    # bits) and objsubid 1.
+    held = await connection.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = :high AND objid = :low AND objsubid = 1)"
+        ),
+        {"high": LEADER_LOCK_KEY >> 32, "low": LEADER_LOCK_KEY & 0xFFFFFFFF},
+    )
+    return bool(held)
 
 
 class KehuScheduler:
@@ -136,7 +151,7 @@ class KehuScheduler:
         ]
         for job_id, func, args, seconds, grace in jobs:
             self._aps.add_job(
-                func,
+                metrics.timed_job(job_id, func),
                 "interval",
                 seconds=seconds,
                 id=job_id,

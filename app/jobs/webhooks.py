@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.config import Settings
 from app.services import webhooks
 
@@ -14,5 +15,6 @@ log = logging.getLogger(__name__)
 
 async def dispatch_webhooks(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     report = await webhooks.dispatch(maker, settings)
+    metrics.count_outcomes(metrics.WEBHOOKS, report)
     if report.fanned_out or report.delivered or report.failed_attempts:
         log.info("webhooks: %s", report)

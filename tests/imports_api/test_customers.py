@@ -118,7 +118,9 @@ async def test_gbk_file_is_previewed_then_imported_by_the_job(app, client, maker
     assert await count(maker, AuditEvent, AuditEvent.entity == "import") == 1
     async with maker() as session:
         finished = (
-            await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "import.finished"))
+            await session.scalars(
+                select(WebhookEvent).where(WebhookEvent.type == "import.finished")
+            )
         ).one()
     assert finished.data["import_id"] == record["id"]
     assert finished.data["changes"]["created"]["after"] == 2

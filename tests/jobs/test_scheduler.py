@@ -92,3 +92,56 @@ async def test_one_active_scheduler_and_takeover_when_the_holder_dies(database_u
         await first.stop()
     for engine in engines:
         await engine.dispose()
+
+
+async def _ready(app) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        return await c.get("/readyz")
+
+
+async def test_readiness_reports_the_scheduler(settings):
+    web_only = create_app(settings)  # KEHU_SCHEDULER_ENABLED=false: serves, runs no jobs
+    async with web_only.router.lifespan_context(web_only):
+        alone = await _ready(web_only)
+        assert alone.status_code == 200 and alone.json()["scheduler"] == "none"
+
+        embedded = create_app(settings.model_copy(update={"scheduler_enabled": True}))
+        async with embedded.router.lifespan_context(embedded):
+            await wait_until(lambda: embedded.state.scheduler.is_leader)
+            active = await _ready(embedded)
+            assert active.status_code == 200
+            assert active.json() == {"status": "ok", "database": "ok", "scheduler": "active"}
+            if embedded.state.engine.dialect.name == "postgresql":
+                # Another process's scheduler holds the lock: seen from the web-only worker.
+                assert (await _ready(web_only)).json()["scheduler"] == "elsewhere"
+
+            # A process whose scheduler is not active while none is: unready.
+            embedded.state.scheduler._step_down("test")
+            if embedded.state.engine.dialect.name == "postgresql":
+                await embedded.state.scheduler._release_lock()
+            paused = await _ready(embedded)
+            assert paused.status_code == 503 and paused.json()["scheduler"] == "none"
+
+
+async def test_job_runs_are_counted_and_timed():
+    from app import metrics
+
+    async def works() -> int:
+        return 7
+
+    async def breaks() -> None:
+        raise RuntimeError("down")
+
+    def runs(job: str, outcome: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "kehu_job_runs_total", {"job": job, "outcome": outcome}
+        )
+        return value or 0.0
+
+    before_ok, before_error = runs("t_job", "ok"), runs("t_job", "error")
+    assert await metrics.timed_job("t_job", works)() == 7
+    with pytest.raises(RuntimeError):
+        await metrics.timed_job("t_job", breaks)()
+    assert runs("t_job", "ok") == before_ok + 1 and runs("t_job", "error") == before_error + 1
+    count = metrics.REGISTRY.get_sample_value("kehu_job_duration_seconds_count", {"job": "t_job"})
+    assert count is not None and count >= 2
