@@ -53,7 +53,7 @@ from app.routers import (
 )
 from app.routers import webhooks as webhooks_router
 from app.security import TokenSettings
-from app.services import api_keys, rate_limits
+from app.services import api_keys, inbox_signal, rate_limits
 from app.services.analytics.frames import AnalyticsStore
 from app.services.auth import ensure_secret_key
 from app.services.notifications import vapid_keys
@@ -215,12 +215,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await scheduler.start()
         app.state.scheduler = scheduler
+        # Live notification streams are woken across workers by LISTEN/NOTIFY (PostgreSQL).
+        inbox_listener = inbox_signal.Listener(settings.database_url)
+        await inbox_listener.start()
         log.info(
             "kehu started", extra={"database": engine.url.render_as_string(hide_password=True)}
         )
         try:
             yield
         finally:
+            await inbox_listener.stop()
             if scheduler is not None:
                 await scheduler.stop()
             await app.state.http.aclose()

@@ -12,6 +12,7 @@ from app import metrics
 from app.deps import SessionMakerDep, SettingsDep
 from app.errors import Unauthorized
 from app.jobs.scheduler import leader_elsewhere
+from app.services import inbox_signal
 
 router = APIRouter(tags=["operations"])
 
@@ -33,9 +34,11 @@ async def readyz(request: Request, maker: SessionMakerDep) -> JSONResponse:
     ``scheduler`` is ``active`` when this process runs the jobs, ``standby`` when it runs a
     scheduler that waits while another process's is active (PostgreSQL), ``elsewhere`` when
     this process runs none and another process's is active, ``none`` when no scheduler is
-    active. ``none`` makes a process that runs a scheduler unready (it should be electing
-    itself); a web worker without one (``KEHU_SCHEDULER_ENABLED=false``) stays ready — it can
-    serve — and reports ``none`` for monitoring to alert on."""
+    active. ``live_updates`` says how notification streams learn of news (``listening``:
+    PostgreSQL LISTEN/NOTIFY; ``in-process``: SQLite; ``polling``: the listen connection is
+    down, streams look every 2 s). ``none`` makes a process that runs a scheduler unready (it
+    should be electing itself); a web worker without one (``KEHU_SCHEDULER_ENABLED=false``)
+    stays ready — it can serve — and reports ``none`` for monitoring to alert on."""
     scheduler = getattr(request.app.state, "scheduler", None)
     try:
         async with maker() as session:
@@ -53,10 +56,13 @@ async def readyz(request: Request, maker: SessionMakerDep) -> JSONResponse:
             {"status": "unavailable", "database": type(exc).__name__}, status_code=503
         )
     ready = state != "none" or scheduler is None
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "database": "ok", "scheduler": state},
-        status_code=200 if ready else 503,
-    )
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "database": "ok",
+        "scheduler": state,
+        "live_updates": inbox_signal.HUB.mode,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get(

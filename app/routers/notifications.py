@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,11 +23,11 @@ from app.schemas.notification import (
     UnreadCount,
     VapidPublicKey,
 )
+from app.services import inbox_signal
 from app.services import notifications as service
 
 router = APIRouter(tags=["notifications"])
 
-STREAM_POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
 
 
@@ -109,23 +108,37 @@ async def stream_notifications(
     async def events() -> AsyncIterator[str]:
         nonlocal last_id
         deadline = time.monotonic() + max_seconds
-        last_beat = time.monotonic()
+        last_beat = last_look = time.monotonic()
         yield "retry: 5000\n\n" + _event("unread", {"count": unread})
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            await asyncio.sleep(min(STREAM_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            async with maker() as session:
-                fresh = await service.notifications_after(session, user_id, last_id)
-                count = await service.unread_count(session, user_id) if fresh else None
-            for note in fresh:
-                last_id = note.id
-                yield _event(
-                    "notification", NotificationOut.model_validate(note).model_dump(mode="json")
+        with inbox_signal.HUB.subscribe(user_id) as wake:
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                # Woken when this user's inbox gets news (any worker, ``inbox_signal``); the
+                # timeout keeps heartbeats going and covers a wake-up lost in a reconnect.
+                timeout = min(
+                    inbox_signal.HUB.fallback_seconds,
+                    HEARTBEAT_SECONDS,
+                    max(0.0, deadline - time.monotonic()),
                 )
-            if count is not None:
-                yield _event("unread", {"count": count})
-            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                last_beat = time.monotonic()
-                yield ": keep-alive\n\n"
+                woken = await inbox_signal.HUB.wait(wake, timeout)
+                fresh, count = [], None
+                # Look when woken, and anyway every fallback period: news written where no
+                # wake-up reaches (a separate process on SQLite) shows up late, never lost.
+                if woken or time.monotonic() - last_look >= inbox_signal.HUB.fallback_seconds:
+                    last_look = time.monotonic()
+                    async with maker() as session:
+                        fresh = await service.notifications_after(session, user_id, last_id)
+                        count = await service.unread_count(session, user_id) if fresh else None
+                for note in fresh:
+                    last_id = note.id
+                    yield _event(
+                        "notification",
+                        NotificationOut.model_validate(note).model_dump(mode="json"),
+                    )
+                if count is not None:
+                    yield _event("unread", {"count": count})
+                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    yield ": keep-alive\n\n"
 
     return StreamingResponse(
         events(),

@@ -52,7 +52,7 @@ from app.schemas.notification import (
     NotificationSettingsIn,
     PushSubscriptionIn,
 )
-from app.services import webpush
+from app.services import inbox_signal, webpush
 from app.services.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 
 log = logging.getLogger("kehu.notifications")
@@ -157,6 +157,7 @@ async def deliver(session: AsyncSession, drafts: Sequence[Draft], now: dt.dateti
         ],
     )
     ids = [row[0] for row in result.all()]
+    await inbox_signal.announce(session, (d.user_id for d in drafts))
     pushing = [(nid, d) for nid, d in zip(ids, drafts, strict=True) if d.push]
     if pushing:
         rules = await _recipient_rules(session, {d.user_id for _, d in pushing})

@@ -110,7 +110,7 @@ async def test_readiness_reports_the_scheduler(settings):
             await wait_until(lambda: embedded.state.scheduler.is_leader)
             active = await _ready(embedded)
             assert active.status_code == 200
-            assert active.json() == {"status": "ok", "database": "ok", "scheduler": "active"}
+            assert active.json()["status"] == "ok" and active.json()["scheduler"] == "active"
             if embedded.state.engine.dialect.name == "postgresql":
                 # Another process's scheduler holds the lock: seen from the web-only worker.
                 assert (await _ready(web_only)).json()["scheduler"] == "elsewhere"
