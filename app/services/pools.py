@@ -26,6 +26,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Integer,
+    String,
     Table,
     and_,
     any_,
@@ -65,10 +66,11 @@ from app.models import (
     PoolMember,
     PoolRule,
     User,
+    WebhookEvent,
 )
 from app.models.base import UTCDateTime, utcnow
 from app.schemas.pool import PoolCreate, PoolMemberIn, PoolRuleIn, PoolUpdate
-from app.services import audit, notifications, ownership
+from app.services import audit, notifications, ownership, webhooks
 from app.services.ownership import Change
 from app.services.versions import check_version, flush_versioned
 
@@ -1105,6 +1107,30 @@ async def _reclaim_batch_in_one_statement(
         ["at", "entity", "entity_id", "customer_id", "action", "changes"],
         select(at, literal("customer"), moved.c.id, moved.c.id, literal("reclaimed"), changes),
     )
+    # The webhook outbox rows ``ownership.record`` writes on the other path (ADR 0009).
+    outbox = insert(WebhookEvent).from_select(
+        ["event_id", "type", "occurred_at", "data", "dispatched"],
+        select(
+            cast(func.gen_random_uuid(), String),
+            literal(webhooks.ownership_event_type("reclaimed"), String),
+            at,
+            entry(
+                "customer_id",
+                moved.c.id,
+                "action",
+                literal("reclaimed", String),
+                "from_owner_id",
+                moved.c.previous_owner_id,
+                "to_owner_id",
+                null(),
+                "pool_id",
+                literal(rules.pool_id, Integer),
+                "actor_id",
+                null(),
+            ),
+            false(),
+        ),
+    )
     summary = (
         select(
             moved.c.previous_owner_id,
@@ -1117,6 +1143,7 @@ async def _reclaim_batch_in_one_statement(
         .group_by(moved.c.previous_owner_id)
         .add_cte(history.cte("history"))
         .add_cte(timeline.cte("timeline"))
+        .add_cte(outbox.cte("outbox"))
     )
     lost: dict[int, _Lost] = {}
     count = 0

@@ -131,6 +131,11 @@ def from_timeline(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return event_row(type_, data, row.get("at") or utcnow())
 
 
+def ownership_event_type(action: str) -> str:
+    """The event type of an ownership history action (``reclaimed`` -> ``customer.reclaimed``)."""
+    return _OWNERSHIP[action]
+
+
 def from_ownership(
     customer_id: int,
     action: str,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.models import AuditEvent, Customer, Notification, OwnershipEvent
+from app.models import AuditEvent, Customer, Notification, OwnershipEvent, WebhookEvent
 from app.models.base import utcnow
 from app.services import pools
 from tests.factories import auth, make_customer
@@ -63,6 +63,21 @@ async def test_neglected_customer_goes_to_the_pool_with_reason(app, client, make
             select(Notification).where(Notification.user_id == org.rep_a.id)
         )
         assert note is not None and note.kind == "customers_reclaimed"
+        # Integrations hear of it (webhook outbox), on either database's path.
+        [hook] = (
+            await session.scalars(
+                select(WebhookEvent).where(WebhookEvent.type == "customer.reclaimed")
+            )
+        ).all()
+    assert hook.data == {
+        "customer_id": stale.id,
+        "action": "reclaimed",
+        "from_owner_id": org.rep_a.id,
+        "to_owner_id": None,
+        "pool_id": pool["id"],
+        "actor_id": None,
+    }
+    assert len(hook.event_id) == 36 and hook.dispatched is False
 
 
 async def test_running_twice_changes_nothing_the_second_time(app, client, maker, org):
