@@ -1,143 +1,36 @@
 """Two app processes on one PostgreSQL database share what must be shared (SPEC L2): live
 notification streams are woken across processes (LISTEN/NOTIFY), login throttling, rate
-limits and idempotency keys count in the database, not per process.
-
-Two ``kehu serve`` processes on their own ports, a scratch database migrated and filled with
-the demo data; PostgreSQL only (one process per SQLite file)."""
+limits and idempotency keys count in the database, not per process."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import TEST_DB_URL
+from tests.scaleout.conftest import bearer, login
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "demo1234"
 RATE_LIMIT = 40
-
-pytestmark = pytest.mark.skipif(
-    not TEST_DB_URL.startswith("postgresql"), reason="several processes need PostgreSQL"
-)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _kehu(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(  # noqa: S603 (our own CLI, fixed arguments)
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"kehu {' '.join(args)}: {done.stdout}\n{done.stderr}"
-
-
-def _scratch_database() -> str:
-    url = make_url(TEST_DB_URL)
-    name = f"{url.database}_scaleout"
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    import asyncio
-
-    import asyncpg  # type: ignore[import-untyped]
-
-    async def recreate() -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(recreate())
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")
-def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Base URLs of two app processes sharing one freshly migrated database with demo data."""
-    env = {
-        **os.environ,
-        "KEHU_DATABASE_URL": _scratch_database(),
-        "KEHU_SECRET_KEY": "s" * 48,
-        "KEHU_SCHEDULER_ENABLED": "false",
-        "KEHU_ANALYTICS_CACHE_DIR": "",
-        "KEHU_RATE_LIMIT_USER_PER_MINUTE": str(RATE_LIMIT),
-        "KEHU_LOGIN_MAX_FAILURES": "5",
-        "KEHU_LOGIN_WINDOW_SECONDS": "300",
-        "KEHU_LOG_JSON": "false",
-    }
-    _kehu(env, "migrate")
-    _kehu(env, "seed-demo", "--customers", "30")
-    logs = tmp_path_factory.mktemp("scaleout")
-    processes, urls = [], []
-    for i in range(2):
-        port = _free_port()
-        log = (logs / f"worker{i}.log").open("w")
-        processes.append(
-            subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 120
-        for url, process in zip(urls, processes, strict=True):
-            while True:
-                assert process.poll() is None, (logs / "worker0.log").read_text()[-3000:]
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the app processes did not start"
-                time.sleep(0.3)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def login(url: str, username: str, password: str = PASSWORD) -> httpx.Response:
-    return httpx.post(
-        f"{url}/api/v1/auth/token",
-        data={"username": username, "password": password},
-        timeout=10,
+def workers(cluster) -> list[str]:
+    """Base URLs of two app processes (no scheduler) sharing one database."""
+    made = cluster(
+        "workers",
+        2,
+        {
+            "KEHU_SCHEDULER_ENABLED": "false",
+            "KEHU_RATE_LIMIT_USER_PER_MINUTE": str(RATE_LIMIT),
+            "KEHU_LOGIN_MAX_FAILURES": "5",
+            "KEHU_LOGIN_WINDOW_SECONDS": "300",
+        },
     )
-
-
-def bearer(url: str, username: str) -> dict[str, str]:
-    response = login(url, username)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return made.urls
 
 
 def test_a_notification_written_by_one_process_reaches_a_stream_on_the_other(workers):
