@@ -151,6 +151,15 @@ export const router = createRouter({
       component: () => import('@/views/WebhookFormView.vue'),
       props: (route) => ({ id: Number(route.params.id) }),
     },
+    { path: '/imports', name: 'imports', component: () => import('@/views/ImportListView.vue') },
+    { path: '/imports/new', name: 'import-new', component: () => import('@/views/ImportWizardView.vue') },
+    {
+      path: '/imports/:id(\\d+)',
+      name: 'import',
+      component: () => import('@/views/ImportDetailView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }),
+    },
+    { path: '/orders', name: 'orders', component: () => import('@/views/OrderListView.vue') },
     { path: '/visits', name: 'visits', component: () => import('@/views/VisitListView.vue') },
     {
       path: '/visits/:id(\\d+)',

@@ -2,7 +2,7 @@
  * Every call the screens make, in one place, typed by the generated schema.
  * Reads that feed an edit return the ETag; writes take it back as If-Match.
  */
-import { api, body, unwrap, type ApiPaths } from './client'
+import { api, body, newIdempotencyKey, unwrap, type ApiPaths } from './client'
 import { ApiError } from './errors'
 import type {
   ApiKeyCreate,
@@ -24,6 +24,10 @@ import type {
   TagRulePreviewIn,
   TagRuleUpdate,
   ContractAction,
+  DuplicatePolicy,
+  ImportEntity,
+  ImportPreview,
+  ImportRecord,
   TokenOut,
   VisitComplete,
   VisitCreate,
@@ -432,6 +436,111 @@ export const addPaymentPlan = (id: number, payload: PaymentPlanIn) =>
 
 export const recordPayment = (id: number, payload: PaymentIn) =>
   body(api.POST('/contracts/{contract_id}/payments', { params: { path: { contract_id: id } }, body: payload }))
+
+// ----- orders -----
+
+export type OrderListQuery = NonNullable<ApiPaths['/orders']['get']['parameters']['query']>
+
+export const listOrders = (query: OrderListQuery) => body(api.GET('/orders', { params: { query } }))
+
+// ----- imports (I1) -----
+
+export interface ImportUpload {
+  file: File
+  entity: ImportEntity
+  policy: DuplicatePolicy
+  /** Column index (from 0) → field key; null = the mapping the headers suggest. */
+  mapping: Record<string, string> | null
+}
+
+function importForm(upload: ImportUpload, dryRun: boolean): FormData {
+  const form = new FormData()
+  form.set('file', upload.file, upload.file.name)
+  form.set('entity', upload.entity)
+  form.set('duplicate_policy', upload.policy)
+  if (upload.mapping) form.set('mapping', JSON.stringify(upload.mapping))
+  form.set('dry_run', dryRun ? 'true' : 'false')
+  return form
+}
+
+/** What the import would do (nothing is written): headers, mapping, counts, the first row problems. */
+export const previewImport = (upload: ImportUpload) =>
+  body(
+    api.POST('/imports', {
+      // the generated type says `file: string` (OpenAPI's binary); the real body is the form
+      body: importForm(upload, true) as unknown as ApiPaths['/imports']['post']['requestBody']['content']['multipart/form-data'],
+      bodySerializer: (form) => form as unknown as FormData,
+    }),
+  ) as Promise<ImportPreview>
+
+/**
+ * Queue the import. `idempotencyKey` stays the same for every retry of one "start" (a bad connection
+ * can lose the answer, not the upload): the server then answers with the import it already queued.
+ */
+export const startImport = (upload: ImportUpload, idempotencyKey: string = newIdempotencyKey()) =>
+  body(
+    api.POST('/imports', {
+      body: importForm(upload, false) as unknown as ApiPaths['/imports']['post']['requestBody']['content']['multipart/form-data'],
+      bodySerializer: (form) => form as unknown as FormData,
+      headers: { 'Idempotency-Key': idempotencyKey },
+    }),
+  ) as Promise<ImportRecord>
+
+/** Your imports, newest first. */
+export const listImports = (cursor?: string | null, limit = 20) =>
+  body(api.GET('/imports', { params: { query: { limit, ...(cursor ? { cursor } : {}) } } }))
+
+export const getImport = (id: number) => body(api.GET('/imports/{import_id}', { params: { path: { import_id: id } } }))
+
+export interface DownloadedFile {
+  blob: Blob
+  /** From `Content-Disposition`, or null when the server gave none. */
+  fileName: string | null
+}
+
+async function downloaded(call: Promise<{ data?: unknown; error?: unknown; response: Response }>): Promise<DownloadedFile> {
+  const { data, response } = await unwrap(call)
+  return { blob: data as Blob, fileName: fileNameOf(response.headers.get('Content-Disposition')) }
+}
+
+/** `attachment; filename="x.csv"` (or RFC 6266 `filename*=UTF-8''…`) → the file name. */
+export function fileNameOf(disposition: string | null): string | null {
+  if (!disposition) return null
+  const extended = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition)
+  if (extended?.[1]) {
+    try {
+      return decodeURIComponent(extended[1].trim())
+    } catch {
+      /* fall through to the plain name */
+    }
+  }
+  const plain = /filename\s*=\s*"([^"]*)"|filename\s*=\s*([^;]+)/.exec(disposition)
+  const name = (plain?.[1] ?? plain?.[2] ?? '').trim()
+  return name || null
+}
+
+/** The rows of an import that were not imported (or were skipped as duplicates), as CSV. */
+export const downloadImportErrors = (id: number, lang: 'zh-CN' | 'en') =>
+  downloaded(
+    api.GET('/imports/{import_id}/errors', { params: { path: { import_id: id }, query: { lang } }, parseAs: 'blob' }),
+  )
+
+// ----- exports (I2) -----
+
+export type ExportFormat = 'csv' | 'xlsx'
+export type CustomerExportQuery = NonNullable<ApiPaths['/exports/customers']['get']['parameters']['query']>
+export type OpportunityExportQuery = NonNullable<ApiPaths['/exports/opportunities']['get']['parameters']['query']>
+export type ContractExportQuery = NonNullable<ApiPaths['/exports/contracts']['get']['parameters']['query']>
+export type OrderExportQuery = NonNullable<ApiPaths['/exports/orders']['get']['parameters']['query']>
+
+export const exportCustomers = (query: CustomerExportQuery) =>
+  downloaded(api.GET('/exports/customers', { params: { query }, parseAs: 'blob' }))
+export const exportOpportunities = (query: OpportunityExportQuery) =>
+  downloaded(api.GET('/exports/opportunities', { params: { query }, parseAs: 'blob' }))
+export const exportContracts = (query: ContractExportQuery) =>
+  downloaded(api.GET('/exports/contracts', { params: { query }, parseAs: 'blob' }))
+export const exportOrders = (query: OrderExportQuery) =>
+  downloaded(api.GET('/exports/orders', { params: { query }, parseAs: 'blob' }))
 
 // ----- pools (C1–C6) -----
 
