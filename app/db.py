@@ -112,3 +112,36 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     (asyncpg: 32,767 per statement; SQLite: 32,766)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# SQLSTATE classes and codes that mean "the database is not there right now", not "this request
+# is wrong": connection exceptions (08), shutdowns and restarts (57P01-57P03), too many
+# connections (53300), a database not accepting connections (55000 with ALLOW_CONNECTIONS off).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the database being unreachable, restarting or
+    full — answered with 503 and Retry-After, and the request can be retried as it is."""
+    from sqlalchemy.exc import DBAPIError
+
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and (
+            state.startswith(_UNAVAILABLE_STATES)
+            or (state == "55000" and "accepting connections" in str(seen))
+        ):
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError) or (
+            isinstance(seen, OSError) and seen.errno is not None
+        ):
+            return True
+        if "database is locked" in str(seen):  # SQLite: the writer held the lock past the timeout
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -109,6 +109,14 @@ class TooManyRequests(DomainError):
         super().__init__(detail, **kw)
 
 
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, **kw)
+
+
 def field_error(
     field: str, msg: str, type_: str = "value_error", where: str = "body"
 ) -> dict[str, Any]:

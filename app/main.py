@@ -20,9 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, database_unavailable
 from app.deps import api_guard
-from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, DomainError, problem_for_status
+from app.errors import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_SCHEMA,
+    DomainError,
+    ServiceUnavailable,
+    problem_for_status,
+)
 from app.jobs.scheduler import KehuScheduler
 from app.logs import configure_logging
 from app.middleware import BodySizeLimitMiddleware, IdempotencyMiddleware, RequestLogMiddleware
@@ -103,6 +109,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            # Down, restarting or full: the request can be sent again as it is.
+            log.warning(
+                "database unavailable", extra={"path": request.url.path, "error": repr(exc)}
+            )
+            away = ServiceUnavailable("the database is unavailable; try again shortly")
+            return _problem(away.problem(instance=request.url.path), away.headers)
         log.exception("unhandled error", extra={"path": request.url.path})
         return _problem(problem_for_status(500, "an unexpected error occurred; it has been logged"))
 

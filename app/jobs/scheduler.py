@@ -35,12 +35,14 @@ LEADER_LOCK_KEY = 0x6B656875
 
 
 async def leader_elsewhere(connection: AsyncConnection | AsyncSession) -> bool:
-    """Whether some PostgreSQL session holds the leader lock (an active scheduler anywhere)."""
+    """Whether some session holds the leader lock of this database (an active scheduler
+    anywhere; advisory locks are per database)."""
     # A one-number advisory key shows in pg_locks as classid (high 32 bits), objid (low 32
     # bits) and objsubid 1.
     held = await connection.scalar(
         text(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND classid = :high AND objid = :low AND objsubid = 1)"
         ),
         {"high": LEADER_LOCK_KEY >> 32, "low": LEADER_LOCK_KEY & 0xFFFFFFFF},

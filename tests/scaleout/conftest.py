@@ -29,7 +29,7 @@ PASSWORD = "demo1234"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if TEST_DB_URL.startswith("postgresql"):
+    if TEST_DB_URL and TEST_DB_URL.startswith("postgresql"):
         return
     skip = pytest.mark.skip(reason="several app processes need PostgreSQL")
     here = Path(__file__).resolve().parent
@@ -93,13 +93,15 @@ class Cluster:
     urls: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, index: int) -> None:
+    def start(self, index: int, **env: str) -> None:
+        """Start process ``index`` (a new one, or again in a dead one's place), with settings
+        of its own on top of the cluster's."""
         port = free_port()
         log = (self.logs / f"worker{index}.log").open("ab")
         process = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

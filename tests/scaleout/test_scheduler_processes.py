@@ -20,13 +20,15 @@ import pytest
 from tests.scaleout.conftest import Cluster, bearer, sql
 
 
-def eventually(check: Callable[[], Any], within: float, every: float = 0.5) -> Any:
+def eventually(
+    check: Callable[[], Any], within: float, every: float = 0.5, seen: Callable[[], Any] = str
+) -> Any:
     deadline = time.monotonic() + within
     while True:
         result = check()
         if result:
             return result
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"condition not met in time; {seen()}"
         time.sleep(every)
 
 
@@ -110,7 +112,18 @@ def notifications_of(cluster: Cluster, reminder_id: int) -> int:
 def test_one_scheduler_runs_each_job_once_and_another_takes_over(three, receiver):
     hook_url, received = receiver
     everyone = [0, 1, 2]
-    leader = eventually(lambda: active_index(three, everyone), within=60)
+    history: list[list[str]] = []
+
+    def settled() -> tuple[int] | None:
+        history.append(scheduler_states(three, everyone))
+        found = active_index(three, everyone)
+        return None if found is None else (found,)  # index 0 is an answer too
+
+    [leader] = eventually(
+        settled,
+        within=60,
+        seen=lambda: history[-10:],
+    )
 
     admin = bearer(three.urls[0], "admin")
     subscribed = httpx.post(
@@ -181,7 +194,12 @@ def test_one_scheduler_runs_each_job_once_and_another_takes_over(three, receiver
     killed_at = time.monotonic()
     three.kill(leader)
     survivors = [i for i in everyone if i != leader]
-    successor = eventually(lambda: active_index(three, survivors), within=60, every=1)
+    [successor] = eventually(
+        lambda: None if (found := active_index(three, survivors)) is None else (found,),
+        within=60,
+        every=1,
+        seen=lambda: scheduler_states(three, survivors),
+    )
     assert time.monotonic() - killed_at < 60
     url = three.urls[successor]
     rep = bearer(url, "rep1")
