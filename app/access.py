@@ -7,8 +7,13 @@ effective scope for an entity is the widest among their roles. Access to a custo
                OR  the customer sits in a pool the caller belongs to (SPEC C1)
     writable = (owner inside the scope AND the role may update) OR an unexpired read-write member
 
-While a customer sits in a pool, the pool's hidden fields (e.g. phones) are withheld from everyone
-but the pool's admins (``hidden_fields``, ``revealing``), whatever the client asks for (SPEC C5).
+Personal fields (phones, e-mail, address ... of customers and contacts, ``PERSONAL_FIELDS``) have
+one access level each for the caller — ``hidden``, ``masked``, ``read`` or ``edit`` (SPEC J4). The
+roles give it (``role_field_permissions``; nothing configured: ``edit``; several roles: the most
+permissive), and while a customer sits in a pool, the pool's hidden fields (e.g. phones) are
+``hidden`` for everyone but the pool's admins (SPEC C5) — the most restrictive of the two wins
+(``field_levels``). Every response withholds through ``withhold``, every search through
+``revealing``, every write checks ``check_editable``, whatever the client asks for.
 
 Child records (contacts, and later follow-ups, opportunities ...) are readable/writable exactly
 when their customer is. Every list, detail, write, export and analytics query takes its filter
@@ -18,7 +23,7 @@ from here; a record outside the filter answers 404, as if it did not exist.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -43,11 +48,13 @@ from app.models import (
     PoolMember,
     PushSubscription,
     Role,
+    RoleFieldPermission,
     User,
     Visit,
     user_roles,
 )
 from app.models.base import utcnow
+from app.services.normalize import mask_email, mask_name, mask_phone, mask_text
 
 
 class DataScope(StrEnum):
@@ -77,7 +84,67 @@ PERMISSIONS: Mapping[str, str] = {
     "config.manage": "Manage custom fields, tag groups and tags",
     "org.manage": "Manage users, departments and roles",
     "integration.manage": "Manage API keys (and later webhooks) for third-party integrations",
+    "personal_data.manage": "Export everything held about a customer, erase (anonymise) it, and "
+    "read the log of exports and erasures (SPEC J4)",
 }
+
+
+class FieldLevel(StrEnum):
+    """How much of a personal field the caller gets, least to most."""
+
+    HIDDEN = "hidden"  # empty
+    MASKED = "masked"  # a masked display (``138****5678``); dates and places: empty
+    READ = "read"
+    EDIT = "edit"
+
+
+_LEVEL_RANK = {level: i for i, level in enumerate(FieldLevel)}
+
+# The personal fields with a level per role: a customer's, then its contacts' (``contact.``).
+PERSONAL_FIELDS: Mapping[str, str] = {
+    "phones": "Customer phone numbers",
+    "email": "Customer e-mail",
+    "address": "Customer street address",
+    "location": "Customer location (lat/lng, distance)",
+    "birth_date": "Customer birth date",
+    "notes": "Customer notes",
+    "contact.name": "Contact name",
+    "contact.phones": "Contact phone numbers",
+    "contact.email": "Contact e-mail",
+    "contact.wechat": "Contact WeChat id",
+    "contact.birth_date": "Contact birth date",
+    "contact.notes": "Contact notes",
+}
+CONTACT_FIELDS = tuple(f for f in PERSONAL_FIELDS if f.startswith("contact."))
+# The record keys (response keys, columns, audit keys) each personal field covers.
+CUSTOMER_KEYS: Mapping[str, tuple[str, ...]] = {
+    "phones": ("phones",),
+    "email": ("email",),
+    "address": ("address",),
+    "location": ("lat", "lng", "distance_km"),
+    "birth_date": ("birth_date",),
+    "notes": ("notes",),
+}
+CONTACT_KEYS: Mapping[str, tuple[str, ...]] = {
+    f: (f.removeprefix("contact."),) for f in CONTACT_FIELDS
+}
+# What a pool's hidden field (schemas.pool.HiddenField) hides: its phones and e-mail hide the
+# contacts' too, ``contacts`` every contact field (and the contacts themselves, see readable).
+POOL_HIDES: Mapping[str, tuple[str, ...]] = {
+    "phones": ("phones", "contact.phones"),
+    "email": ("email", "contact.email"),
+    "contacts": ("contacts", *CONTACT_FIELDS),
+}
+# Masked displays by record key; keys missing here (dates, coordinates) are simply emptied.
+_MASKS: Mapping[str, Callable[[Any], Any]] = {
+    "phones": lambda v: [mask_phone(p) for p in v or []],
+    "email": mask_email,
+    "name": lambda v: mask_name(v) if v else v,
+    "address": mask_text,
+    "notes": mask_text,
+    "wechat": mask_text,
+}
+_BLANKS: Mapping[str, Callable[[], Any]] = {"phones": list, "name": lambda: "***"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +170,8 @@ class Principal:
     pool_ids: frozenset[int] = frozenset()
     pool_admin_ids: frozenset[int] = frozenset()
     pool_hidden: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    # The roles' level of each personal field that is below ``edit`` (absent: edit).
+    field_levels: Mapping[str, FieldLevel] = field(default_factory=dict)
     # Set when the caller is an API key acting as this user: what the key may do on top of the
     # user's own rights (``services.api_keys``). None for the user's own sign-in.
     key_scopes: frozenset[str] | None = None
@@ -117,6 +186,39 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return "org.manage" in self.permissions
+
+    def field_level(self, name: str) -> FieldLevel:
+        """The roles' level of a personal field (pools may restrict it further: field_levels)."""
+        return self.field_levels.get(name, FieldLevel.EDIT)
+
+
+def effective_field_levels(
+    role_ids: Sequence[int], rows: Sequence[tuple[int, str, str]]
+) -> dict[str, FieldLevel]:
+    """The most permissive level each field gets from any of the roles; a role that does not
+    configure a field gives ``edit`` (so does having no role at all). Only the fields below
+    ``edit`` are returned."""
+    if not role_ids:
+        return {}
+    configured: dict[str, dict[int, FieldLevel]] = {}
+    for role_id, name, level in rows:
+        configured.setdefault(name, {})[role_id] = FieldLevel(level)
+    result: dict[str, FieldLevel] = {}
+    for name, per_role in configured.items():
+        best = max(
+            (per_role.get(r, FieldLevel.EDIT) for r in role_ids), key=_LEVEL_RANK.__getitem__
+        )
+        if best is not FieldLevel.EDIT:
+            result[name] = best
+    return result
+
+
+def most_restrictive(a: FieldLevel, b: FieldLevel) -> FieldLevel:
+    return a if _LEVEL_RANK[a] <= _LEVEL_RANK[b] else b
+
+
+def at_least(level: FieldLevel, wanted: FieldLevel) -> bool:
+    return _LEVEL_RANK[level] >= _LEVEL_RANK[wanted]
 
 
 def effective_scopes(roles: Sequence[Role]) -> dict[str, DataScope]:
@@ -142,15 +244,17 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
     if row is None:
         return None
     user, path = row
-    roles = list(
-        (
-            await session.scalars(
-                select(Role)
-                .join(user_roles, user_roles.c.role_id == Role.id)
-                .where(user_roles.c.user_id == user_id)
-            )
-        ).all()
-    )
+    # The roles with their field levels, in one query (a role without any: one row of NULLs).
+    role_rows = (
+        await session.execute(
+            select(Role, RoleFieldPermission.field, RoleFieldPermission.level)
+            .join(user_roles, user_roles.c.role_id == Role.id)
+            .outerjoin(RoleFieldPermission, RoleFieldPermission.role_id == Role.id)
+            .where(user_roles.c.user_id == user_id)
+        )
+    ).all()
+    roles = list({role.id: role for role, _, _ in role_rows}.values())
+    field_rows = [(role.id, name, level) for role, name, level in role_rows if name is not None]
     managed = tuple(
         (
             await session.scalars(select(Department.path).where(Department.manager_id == user_id))
@@ -169,6 +273,7 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
         team_read = team_write = None
     permissions = frozenset(p for role in roles for p in (role.permissions or []))
     pool_ids, pool_admin_ids, pool_hidden = await _pool_access(session, user_id, path)
+    role_ids = tuple(r.id for r in roles)
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -178,13 +283,45 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
         managed_paths=managed,
         permissions=permissions,
         scopes=effective_scopes(roles),
-        role_ids=tuple(r.id for r in roles),
+        role_ids=role_ids,
         team_read_ids=team_read,
         team_write_ids=team_write,
         pool_ids=pool_ids,
         pool_admin_ids=pool_admin_ids,
         pool_hidden=pool_hidden,
+        field_levels=effective_field_levels(role_ids, field_rows),
     )
+
+
+async def users_field_levels(
+    session: AsyncSession, user_ids: Iterable[int]
+) -> dict[int, dict[str, FieldLevel]]:
+    """The roles' field levels of several users (for what is sent to them, e.g. notifications),
+    in two small queries."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    held = (
+        await session.execute(
+            select(user_roles.c.user_id, user_roles.c.role_id).where(user_roles.c.user_id.in_(ids))
+        )
+    ).all()
+    role_ids = sorted({role_id for _, role_id in held})
+    rows = (
+        [
+            (role_id, name, level)
+            for role_id, name, level in await session.execute(
+                select(
+                    RoleFieldPermission.role_id,
+                    RoleFieldPermission.field,
+                    RoleFieldPermission.level,
+                ).where(RoleFieldPermission.role_id.in_(role_ids))
+            )
+        ]
+        if role_ids
+        else []
+    )
+    return {uid: effective_field_levels([r for u, r in held if u == uid], rows) for uid in ids}
 
 
 async def _pool_access(
@@ -224,13 +361,82 @@ def hidden_fields(principal: Principal, pool_id: int | None) -> frozenset[str]:
     return principal.pool_hidden.get(pool_id, frozenset())
 
 
+def field_levels(principal: Principal, pool_id: int | None) -> dict[str, FieldLevel]:
+    """The level of each personal field of a customer in ``pool_id`` (and of its contacts) that
+    is below ``edit`` for the principal: the roles' level, and ``hidden`` for what the pool hides
+    (the most restrictive wins)."""
+    levels = dict(principal.field_levels)
+    for name in hidden_fields(principal, pool_id):
+        for personal in POOL_HIDES.get(name, (name,)):
+            if personal in PERSONAL_FIELDS:
+                levels[personal] = FieldLevel.HIDDEN
+    return levels
+
+
+def withhold(
+    record: dict[str, Any],
+    levels: Mapping[str, FieldLevel],
+    keys: Mapping[str, tuple[str, ...]],
+) -> dict[str, Any]:
+    """``record`` (a response, a file row, an audit diff's values) with each personal field
+    below ``read`` emptied or masked — the one place values are withheld."""
+    for name, level in levels.items():
+        if name not in keys or at_least(level, FieldLevel.READ):
+            continue
+        for key in keys[name]:
+            if key not in record:
+                continue
+            mask = _MASKS.get(key) if level is FieldLevel.MASKED else None
+            blank = _BLANKS.get(key)
+            record[key] = mask(record[key]) if mask else blank() if blank else None
+    return record
+
+
+def personal_fields_in(keys: Iterable[str], field_keys: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """The personal fields a write of these record keys sets (``lat`` -> ``location``)."""
+    given = set(keys)
+    return {name for name, covered in field_keys.items() if given.intersection(covered)}
+
+
+def check_editable(
+    principal: Principal, pool_id: int | None, fields: Iterable[str], *, where: str = "body"
+) -> None:
+    """Forbidden (naming them) when the principal may not edit one of these personal fields."""
+    levels = field_levels(principal, pool_id)
+    refused = sorted(
+        {f for f in fields if not at_least(levels.get(f, FieldLevel.EDIT), FieldLevel.EDIT)}
+    )
+    if refused:
+        raise Forbidden(
+            f"you may not change: {', '.join(refused)}",
+            errors=[
+                {
+                    "loc": [where, f.removeprefix("contact.")],
+                    "msg": "not editable for your roles",
+                    "type": "field_permission",
+                }
+                for f in refused
+            ],
+        )
+
+
 def revealing(principal: Principal, *fields: str) -> ColumnElement[bool]:
-    """WHERE clause: customers none of whose ``fields`` are hidden from the principal (search
-    on phones or contact names must not find a pool customer by what it hides)."""
+    """WHERE clause: customers none of whose ``fields`` the principal may not read (search on
+    phones or contact names must not find a customer by what is hidden or masked from the
+    caller: by its roles, then by a pool that hides it). Fields are personal fields
+    (``phones``, ``contact.name``) or ``contacts`` (the contacts themselves)."""
+    wanted = set(fields)
+    if any(
+        not at_least(principal.field_level(f), FieldLevel.READ)
+        for f in wanted
+        if f in PERSONAL_FIELDS
+    ):
+        return false()
     hiding = sorted(
         pool_id
         for pool_id, hidden in principal.pool_hidden.items()
-        if pool_id not in principal.pool_admin_ids and hidden.intersection(fields)
+        if pool_id not in principal.pool_admin_ids
+        and any(wanted.intersection(POOL_HIDES.get(name, (name,))) for name in hidden)
     )
     if not hiding:
         return true()

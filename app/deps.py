@@ -15,7 +15,6 @@ from app.config import Settings
 from app.db import READ_ONLY
 from app.errors import (
     Forbidden,
-    PreconditionFailed,
     PreconditionRequired,
     TooManyRequests,
     Unauthorized,
@@ -159,8 +158,16 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
+# What an If-Match that names no version stands for: versions start at 1, so it never matches.
+NO_VERSION = -1
+
+
 def parse_if_match(if_match: str | None) -> int:
-    """The version named by an ``If-Match`` header (RFC 9110 §13.1.1); 428 without one."""
+    """The version named by an ``If-Match`` header (RFC 9110 §13.1.1); 428 without one.
+
+    A value that names no version gives ``NO_VERSION``: the record's version check then answers
+    412, after the request was validated and the record found (RFC 9110 §13.2.1: preconditions
+    count only for a request that would otherwise succeed, so a bad id or body is 404/422)."""
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag you read")
     raw = if_match.strip()
@@ -170,7 +177,7 @@ def parse_if_match(if_match: str | None) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise PreconditionFailed("If-Match does not name a version of this record") from None
+        return NO_VERSION
 
 
 async def if_match_header(

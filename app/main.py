@@ -15,9 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, database_unavailable
@@ -51,6 +54,7 @@ from app.routers import (
     orders,
     org,
     pools,
+    privacy,
     tag_rules,
     today,
 )
@@ -103,9 +107,25 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI and Starlette raise a bare 400 for a body they cannot read (not UTF-8, a
+            # broken multipart form); malformed JSON is a 422 already. One answer for both.
+            return _problem(_invalid_body(request, str(exc.detail or "")))
         body = problem_for_status(exc.status_code, str(exc.detail) if exc.detail else None)
         body["instance"] = request.url.path
-        return _problem(body, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only.
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
+        return _problem(body, headers)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DBAPIError)
+    async def unstorable_input(request: Request, exc: Exception) -> JSONResponse:
+        detail = _unstorable_input(exc)
+        if detail is None:
+            raise exc  # any other database error: `unexpected` below
+        return _problem(_unstorable(request, detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -118,6 +138,54 @@ def install_handlers(app: FastAPI) -> None:
             return _problem(away.problem(instance=request.url.path), away.headers)
         log.exception("unhandled error", extra={"path": request.url.path})
         return _problem(problem_for_status(500, "an unexpected error occurred; it has been logged"))
+
+
+def _invalid_body(request: Request, reason: str) -> dict[str, Any]:
+    return {
+        "type": "https://kehu.dev/problems/validation-error",
+        "title": "Invalid input",
+        "status": 422,
+        "detail": f"the request body cannot be read: {reason}"[:500],
+        "instance": request.url.path,
+        "errors": [{"loc": ["body"], "msg": reason or "unreadable body", "type": "body_invalid"}],
+    }
+
+
+def _unstorable_input(exc: BaseException) -> str | None:
+    """What of the request the database cannot take, or None for any other error: an integer
+    beyond 64 bits (SQLite) or 32 (PostgreSQL) — the drivers raise OverflowError binding it —,
+    or text with U+0000, which PostgreSQL refuses (asyncpg's CharacterNotInRepertoireError,
+    SQLSTATE 22021). Request bodies are checked before (schemas.common.InputModel)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OverflowError):
+            return "a number in the request is out of range (no record has such an id)"
+        if getattr(seen, "sqlstate", None) == "22021":
+            return "text in the request contains a character that cannot be stored (NUL)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unstorable(request: Request, detail: str) -> dict[str, Any]:
+    return {
+        "type": "https://kehu.dev/problems/validation-error",
+        "title": "Invalid input",
+        "status": 422,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some API route serves at ``path`` (for ``Allow`` on a 405, RFC 9110 15.5.6)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if isinstance(route.original_route, APIRoute) and regex and regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 # The resource each router's endpoints belong to: an API key needs `<resource>:read` for GET and
@@ -147,6 +215,8 @@ KEY_SCOPES: tuple[tuple[APIRouter, str | None], ...] = (
     (imports.router, "customers"),
     (api_keys_router.router, None),  # a key never manages keys
     (webhooks_router.router, None),
+    # Field levels, personal-data export, erasure and their log: users only.
+    (privacy.router, None),
 )
 
 
@@ -184,6 +254,17 @@ def _custom_openapi(app: FastAPI) -> dict[str, Any]:
         schema["components"]["schemas"].pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+class SPAMount(Mount):
+    """The SPA at ``/``, which must not answer for the API: a request to an API path with a
+    method it lacks would match the mount fully and get the SPA's ``405 Allow: GET, HEAD``."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 class SPAStaticFiles(StaticFiles):
@@ -302,7 +383,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLogMiddleware)
 
     if (settings.spa_dir / "index.html").is_file():
-        app.mount("/", SPAStaticFiles(directory=settings.spa_dir, html=True), name="spa")
+        app.router.routes.append(
+            SPAMount("/", SPAStaticFiles(directory=settings.spa_dir, html=True), name="spa")
+        )
     return app
 
 

@@ -28,6 +28,7 @@ ALL_PERMISSIONS = [
     "config.manage",
     "org.manage",
     "integration.manage",
+    "personal_data.manage",
 ]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 import app.models  # noqa: F401
 from app.db import Base, create_engine, include_in_autogenerate
 from tests.conftest import TEST_DB_URL, alembic_config
+from tests.factories import auth, make_org
 
 
 async def test_health_and_readiness(client):
@@ -191,6 +192,49 @@ async def test_metrics_token_guards_the_endpoint(settings):
     assert allowed.status_code == 200 and "kehu_http_request_duration_seconds" in allowed.text
 
 
+# Found by Schemathesis (tests/fuzz): answers for requests no route can take as they are.
+
+
+async def test_unreadable_json_body_is_a_422_problem(app, client, maker):
+    org = await make_org(maker)
+    response = await client.post(
+        "/api/v1/tags",
+        content=b"L\xff\xff\xff",  # not UTF-8: FastAPI's bare 400 before
+        headers={**auth(app, org.admin), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["body"]
+
+
+async def test_id_beyond_the_database_range_is_a_422_not_a_500(app, client, maker):
+    org = await make_org(maker)
+    headers = auth(app, org.rep_a)
+    huge = -8328421318030812774400
+    listed = await client.get(f"/api/v1/opportunities?customer_id={huge}", headers=headers)
+    assert listed.status_code == 422, listed.text
+    created = await client.post(
+        "/api/v1/opportunities", json={"title": "x", "customer_id": huge}, headers=headers
+    )
+    assert created.status_code == 422, created.text
+    assert created.headers["content-type"] == "application/problem+json"
+
+
+async def test_wrong_method_is_405_naming_every_method_of_the_path(app, client, maker):
+    org = await make_org(maker)
+    headers = auth(app, org.admin)
+    listing = await client.request("OPTIONS", "/api/v1/customers", headers=headers)
+    assert listing.status_code == 405
+    assert listing.headers["allow"] == "GET, POST"
+    record = await client.put("/api/v1/customers/1", headers=headers)
+    assert (record.status_code, record.headers["allow"]) == (405, "DELETE, GET, PATCH")
+    # A fixed path beside /customers/{customer_id}: PATCH is no update of customer "duplicates"
+    # (it asked for If-Match, 428, before).
+    for path in ("/api/v1/customers/duplicates", "/api/v1/users/directory"):
+        sibling = await client.patch(path, json={}, headers=headers)
+        assert (sibling.status_code, sibling.headers["allow"]) == (405, "GET"), path
+
+
 async def test_log_lines_inside_a_request_carry_its_request_id(settings):
     import io
     import json
@@ -224,3 +268,10 @@ async def test_log_lines_inside_a_request_carry_its_request_id(settings):
     assert len(second["request_id"]) == 32 and second["request_id"] != "req-42"
     outside = json.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "job"})))
     assert "request_id" not in outside
+
+
+async def test_nul_in_a_query_string_is_no_server_error(app, client, maker):
+    org = await make_org(maker)
+    response = await client.get("/api/v1/customers?q=a%00b", headers=auth(app, org.rep_a))
+    # SQLite searches for it (no match); PostgreSQL cannot take it: invalid input, not a 500.
+    assert response.status_code in (200, 422), response.text

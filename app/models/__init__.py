@@ -58,6 +58,7 @@ from app.models.org import (
     user_roles,
 )
 from app.models.pool import ClaimCounter, OwnershipEvent, Pool, PoolMember, PoolRule
+from app.models.privacy import PersonalDataLog, RoleFieldPermission
 from app.models.tag_rule import TagRule
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "OwnershipEvent",
     "Payment",
     "PaymentPlan",
+    "PersonalDataLog",
     "Pipeline",
     "PipelineStage",
     "Pool",
@@ -102,6 +104,7 @@ __all__ = [
     "RefreshToken",
     "Reminder",
     "Role",
+    "RoleFieldPermission",
     "SystemSetting",
     "Tag",
     "TagGroup",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
 from app.models import FollowUp, Visit
-from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, QueryDateTime, problems, set_etag
 from app.schemas.activity import (
     FollowUpCreate,
     FollowUpOut,
@@ -57,8 +56,8 @@ async def list_follow_ups(
     customer_id: int | None = None,
     author_id: int | None = None,
     type: FollowUpType | None = None,
-    occurred_from: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    occurred_to: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    occurred_from: Annotated[QueryDateTime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[QueryDateTime | None, Query(alias="to")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[FollowUpOut]:
@@ -130,8 +129,8 @@ async def plan_visit(
 async def list_visits(
     principal: CurrentPrincipal,
     session: SessionDep,
-    starts_from: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    starts_to: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    starts_from: Annotated[QueryDateTime | None, Query(alias="from")] = None,
+    starts_to: Annotated[QueryDateTime | None, Query(alias="to")] = None,
     status: VisitStatus | None = None,
     owner_id: int | None = None,
     customer_id: int | None = None,

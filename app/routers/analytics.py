@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,7 +11,7 @@ from app.deps import AnalyticsDep, CurrentPrincipal, SessionDep, SettingsDep
 from app.errors import ValidationFailed, field_error
 from app.models import Customer
 from app.models.base import utcnow
-from app.routers.common import problems
+from app.routers.common import QueryDate, problems
 from app.schemas.analytics import (
     BasketOut,
     DimensionOut,
@@ -73,10 +72,10 @@ def get_analysis(
 AnalysisDep = Annotated[service.Analysis, Depends(get_analysis)]
 
 DateFrom = Annotated[
-    dt.date | None,
+    QueryDate | None,
     Query(description="First day of the window (business time zone); default a year ago."),
 ]
-DateTo = Annotated[dt.date | None, Query(description="Last day of the window; default today.")]
+DateTo = Annotated[QueryDate | None, Query(description="Last day of the window; default today.")]
 
 
 @router.get("/analytics/dimensions", response_model=list[DimensionOut], responses=problems())

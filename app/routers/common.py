@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import re
+from typing import Annotated, Any
 
 from fastapi import Response
+from pydantic import BeforeValidator
 
 from app.deps import etag_for
 
@@ -47,3 +50,19 @@ ETAG_HEADER = {
 }
 # `responses` entry for reads that carry an ETag.
 WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    """Query dates and times are ISO 8601 text: pydantic alone also reads a number as a Unix
+    timestamp (``date_to=0`` as 1970-01-01), which the documented ``format`` does not allow."""
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("expected an ISO 8601 date (YYYY-MM-DD) or date-time")
+    return value
+
+
+# Query parameter types: a date / date-time in ISO 8601 only.
+QueryDate = Annotated[dt.date, BeforeValidator(_iso_8601)]
+QueryDateTime = Annotated[dt.datetime, BeforeValidator(_iso_8601)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
 from app.errors import ValidationFailed, field_error
-from app.routers.common import ETAG_HEADER, problems, set_etag
+from app.routers.common import ETAG_HEADER, QueryDateTime, problems, set_etag
 from app.schemas.common import Page
 from app.schemas.customer import (
     ContactCreate,
@@ -95,12 +94,12 @@ async def customer_query(
     tag_id: Annotated[
         list[int], Query(max_length=20, description="Every tag given must be on the customer.")
     ] = [],  # noqa: B006
-    created_from: dt.datetime | None = None,
-    created_to: dt.datetime | None = None,
-    last_follow_up_from: dt.datetime | None = None,
-    last_follow_up_to: dt.datetime | None = None,
-    next_follow_up_from: dt.datetime | None = None,
-    next_follow_up_to: dt.datetime | None = None,
+    created_from: QueryDateTime | None = None,
+    created_to: QueryDateTime | None = None,
+    last_follow_up_from: QueryDateTime | None = None,
+    last_follow_up_to: QueryDateTime | None = None,
+    next_follow_up_from: QueryDateTime | None = None,
+    next_follow_up_to: QueryDateTime | None = None,
     near: Annotated[
         str | None,
         Query(description="`lat,lng`: only customers within `radius_km`, nearest first."),
@@ -212,7 +211,7 @@ async def create_customer(
 
 
 @router.get(
-    "/{customer_id}",
+    "/{customer_id:int}",
     response_model=CustomerOut,
     responses={**problems(404), 200: {"headers": ETAG_HEADER}},
 )
@@ -226,7 +225,7 @@ async def get_customer(
 
 
 @router.patch(
-    "/{customer_id}",
+    "/{customer_id:int}",
     response_model=CustomerOut,
     responses={**problems(403, 404, 412, 428), 200: {"headers": ETAG_HEADER}},
 )
@@ -245,7 +244,9 @@ async def update_customer(
 
 
 @router.delete(
-    "/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(403, 404, 412, 428)
+    "/{customer_id:int}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(403, 404, 412, 428),
 )
 async def delete_customer(
     customer_id: int, version: IfMatch, principal: CurrentPrincipal, session: SessionDep

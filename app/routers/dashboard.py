@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, SessionDep, require
-from app.routers.common import problems
+from app.routers.common import QueryDate, problems
 from app.schemas.activity import BriefOut, RankingOut, TargetIn, TargetOut, TrendOut
 from app.services import dashboard as service
 
@@ -29,7 +28,7 @@ async def get_brief(
     principal: CurrentPrincipal,
     session: SessionDep,
     period: Literal["day", "week", "month", "quarter"] = "month",
-    date: dt.date | None = None,
+    date: QueryDate | None = None,
 ) -> BriefOut:
     """Period summary against the previous period."""
     return BriefOut.model_validate(await service.brief(session, principal, period=period, day=date))
@@ -45,8 +44,8 @@ async def get_trend(
     principal: CurrentPrincipal,
     session: SessionDep,
     metric: str,
-    first: Annotated[dt.date, Query(alias="from")],
-    last: Annotated[dt.date, Query(alias="to")],
+    first: Annotated[QueryDate, Query(alias="from")],
+    last: Annotated[QueryDate, Query(alias="to")],
     granularity: Literal["day", "week", "month"] = "month",
 ) -> TrendOut:
     """A metric over time."""
@@ -68,7 +67,7 @@ async def get_ranking(
     session: SessionDep,
     metric: str,
     period: Literal["day", "week", "month", "quarter"] = "month",
-    date: dt.date | None = None,
+    date: QueryDate | None = None,
 ) -> RankingOut:
     """Users in your scope ranked by a metric."""
     return RankingOut.model_validate(

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access import Principal
 from app.deps import CurrentPrincipal, SessionDep, SessionMakerDep, SettingsDep
 from app.errors import ValidationFailed, field_error
 from app.models.base import utcnow
-from app.routers.common import problems
+from app.routers.common import QueryDateTime, problems
 from app.routers.customers import customer_query
 from app.schemas.contract import ContractOut, ContractStatus
 from app.schemas.customer import CustomerOut
 from app.schemas.opportunity import OpportunityOut, OpportunityStatus
 from app.schemas.order import OrderOut
-from app.services import config, contracts, customers, opportunities, orders, pools
+from app.services import config, contracts, customers, opportunities, orders, pools, privacy
 from app.services.customers import CustomerQuery
 from app.services.exports import MEDIA_TYPES, Column, Export, Format, Lang, csv_chunks, xlsx_chunks
 from app.services.imports import Entity, import_fields
@@ -41,12 +41,17 @@ FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     **problems(403),
 }
 EXPORT_DOC = (
-    " Every record the list would show you, all pages: the same filters and data scope, fields a "
-    "pool withholds from you left empty. Headers are those the importer recognises "
-    "(`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`."
+    " Every record the list would show you, all pages: the same filters and data scope, personal "
+    "fields masked or left empty as your roles' field levels and the pools say. Headers are those "
+    "the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas "
+    "start with `'`. Every export is logged (who, filters, rows, `reason`) in the personal-data "
+    "log."
 )
 FormatQuery = Annotated[Format, Query(description="`csv` (streamed) or `xlsx`.")]
 LangQuery = Annotated[Lang, Query(description="Language of the header row.")]
+ReasonQuery = Annotated[
+    str | None, Query(max_length=500, description="Why (kept in the personal-data log).")
+]
 
 
 def _imported(entity: Entity, labels: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
@@ -58,10 +63,44 @@ def _columns(labels: dict[str, tuple[str, str]], paths: dict[str, str]) -> list[
     return [Column(path, *labels[key]) for key, path in paths.items()]
 
 
-def _file(export: Export, fmt: Format, lang: Lang, maker: Any, tz: str) -> StreamingResponse:
+async def _file(
+    export: Export,
+    fmt: Format,
+    lang: Lang,
+    maker: Any,
+    tz: str,
+    *,
+    principal: Principal,
+    request: Request,
+    reason: str | None,
+) -> StreamingResponse:
+    """The file, streamed; logged (SPEC J4) before the first byte, its row count at the end."""
+    params = request.query_params
+    filters = {
+        key: values[0] if len(values) == 1 else values
+        for key in dict.fromkeys(params.keys())
+        if key != "reason" and (values := params.getlist(key))
+    }
+    customer_id = filters.get("customer_id")
+    entry_id = await privacy.log_apart(
+        maker,
+        privacy.log_entry(
+            principal,
+            f"export.{export.name}",
+            customer_id=int(customer_id) if isinstance(customer_id, str) else None,
+            filters=filters,
+            reason=reason,
+        ),
+    )
+
+    async def done(rows: int) -> None:
+        await privacy.finish_log(maker, entry_id, rows)
+
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     chunks = (
-        csv_chunks(export, maker, lang) if fmt == "csv" else xlsx_chunks(export, maker, lang, tz)
+        csv_chunks(export, maker, lang, done)
+        if fmt == "csv"
+        else xlsx_chunks(export, maker, lang, tz, done)
     )
     return StreamingResponse(
         chunks,
@@ -116,6 +155,7 @@ CUSTOMER_PATHS = {
 )
 async def export_customers(
     principal: CurrentPrincipal,
+    request: Request,
     session: SessionDep,
     maker: SessionMakerDep,
     settings: SettingsDep,
@@ -123,6 +163,7 @@ async def export_customers(
     pool_id: int | None = None,
     format: FormatQuery = "csv",
     lang: LangQuery = "zh-CN",
+    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export customers."""
     if pool_id is not None:
@@ -140,7 +181,16 @@ async def export_customers(
         return [CustomerOut.model_validate(v.as_dict()).model_dump() for v in views], after
 
     export = Export("customers", columns, page)
-    return _file(export, format, lang, maker, settings.business_timezone)
+    return await _file(
+        export,
+        format,
+        lang,
+        maker,
+        settings.business_timezone,
+        principal=principal,
+        request=request,
+        reason=reason,
+    )
 
 
 OPPORTUNITY_COLUMNS = [
@@ -168,6 +218,7 @@ OPPORTUNITY_COLUMNS = [
 )
 async def export_opportunities(
     principal: CurrentPrincipal,
+    request: Request,
     maker: SessionMakerDep,
     settings: SettingsDep,
     pipeline_id: int | None = None,
@@ -177,6 +228,7 @@ async def export_opportunities(
     customer_id: int | None = None,
     format: FormatQuery = "csv",
     lang: LangQuery = "zh-CN",
+    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export opportunities."""
 
@@ -196,7 +248,16 @@ async def export_opportunities(
         return [OpportunityOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("opportunities", OPPORTUNITY_COLUMNS, page)
-    return _file(export, format, lang, maker, settings.business_timezone)
+    return await _file(
+        export,
+        format,
+        lang,
+        maker,
+        settings.business_timezone,
+        principal=principal,
+        request=request,
+        reason=reason,
+    )
 
 
 CONTRACT_COLUMNS = [
@@ -224,6 +285,7 @@ CONTRACT_COLUMNS = [
 )
 async def export_contracts(
     principal: CurrentPrincipal,
+    request: Request,
     maker: SessionMakerDep,
     settings: SettingsDep,
     status: ContractStatus | None = None,
@@ -231,6 +293,7 @@ async def export_contracts(
     owner_id: int | None = None,
     format: FormatQuery = "csv",
     lang: LangQuery = "zh-CN",
+    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export contracts."""
 
@@ -248,7 +311,16 @@ async def export_contracts(
         return [ContractOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("contracts", CONTRACT_COLUMNS, page)
-    return _file(export, format, lang, maker, settings.business_timezone)
+    return await _file(
+        export,
+        format,
+        lang,
+        maker,
+        settings.business_timezone,
+        principal=principal,
+        request=request,
+        reason=reason,
+    )
 
 
 ORDER_LABELS = _imported(
@@ -278,14 +350,16 @@ ORDER_PATHS = {
 )
 async def export_orders(
     principal: CurrentPrincipal,
+    request: Request,
     maker: SessionMakerDep,
     settings: SettingsDep,
     customer_id: int | None = None,
     channel: Annotated[str | None, Query(max_length=32)] = None,
-    ordered_from: dt.datetime | None = None,
-    ordered_to: dt.datetime | None = None,
+    ordered_from: QueryDateTime | None = None,
+    ordered_to: QueryDateTime | None = None,
     format: FormatQuery = "csv",
     lang: LangQuery = "zh-CN",
+    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export orders."""
     for name, value in (("ordered_from", ordered_from), ("ordered_to", ordered_to)):
@@ -307,4 +381,13 @@ async def export_orders(
         return [OrderOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("orders", _columns(ORDER_LABELS, ORDER_PATHS), page, explode="lines")
-    return _file(export, format, lang, maker, settings.business_timezone)
+    return await _file(
+        export,
+        format,
+        lang,
+        maker,
+        settings.business_timezone,
+        principal=principal,
+        request=request,
+        reason=reason,
+    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.deps import CurrentPrincipal, SessionDep
-from app.routers.common import problems
+from app.routers.common import QueryDate, problems
 from app.schemas.opportunity import ForecastOut, FunnelOut, MovementOut
 from app.services import funnel as service
 
@@ -25,7 +24,7 @@ async def get_funnel(
     principal: CurrentPrincipal,
     session: SessionDep,
     pipeline_id: int | None = None,
-    as_of: dt.date | None = None,
+    as_of: QueryDate | None = None,
     owner_id: int | None = None,
     department_id: int | None = None,
 ) -> FunnelOut:
@@ -52,8 +51,8 @@ async def get_funnel(
 async def get_funnel_movement(
     principal: CurrentPrincipal,
     session: SessionDep,
-    from_day: Annotated[dt.date, Query(alias="from")],
-    to_day: Annotated[dt.date, Query(alias="to")],
+    from_day: Annotated[QueryDate, Query(alias="from")],
+    to_day: Annotated[QueryDate, Query(alias="to")],
     pipeline_id: int | None = None,
 ) -> MovementOut:
     """Opportunities new, advanced, slipped back, won and lost between two days."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import CurrentPrincipal, SessionDep
 from app.errors import ValidationFailed, field_error
-from app.routers.common import problems
+from app.routers.common import QueryDateTime, problems
 from app.schemas.common import Page
 from app.schemas.order import OrderBulkIn, OrderBulkOut, OrderIn, OrderOut
 from app.services import orders as service
@@ -59,8 +58,8 @@ async def list_orders(
     session: SessionDep,
     customer_id: int | None = None,
     channel: Annotated[str | None, Query(max_length=32)] = None,
-    ordered_from: dt.datetime | None = None,
-    ordered_to: dt.datetime | None = None,
+    ordered_from: QueryDateTime | None = None,
+    ordered_to: QueryDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[OrderOut]:
@@ -84,7 +83,7 @@ async def list_orders(
     )
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut, responses=problems(404))
+@router.get("/orders/{order_id:int}", response_model=OrderOut, responses=problems(404))
 async def get_order(order_id: int, principal: CurrentPrincipal, session: SessionDep) -> OrderOut:
     """Read one order with its lines."""
     order = await service.get_order(session, principal, order_id)

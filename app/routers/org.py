@@ -82,7 +82,7 @@ async def create_user(body: UserCreate, _: Admin, session: SessionDep) -> UserOu
 
 
 @router.get(
-    "/users/{user_id}", response_model=UserOut, responses={**problems(403, 404), **WITH_ETAG}
+    "/users/{user_id:int}", response_model=UserOut, responses={**problems(403, 404), **WITH_ETAG}
 )
 async def get_user(user_id: int, _: Admin, session: SessionDep, response: Response) -> UserOut:
     """Read one user."""
@@ -92,7 +92,7 @@ async def get_user(user_id: int, _: Admin, session: SessionDep, response: Respon
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserOut, responses=problems(403, 404, 409, 412, 428)
+    "/users/{user_id:int}", response_model=UserOut, responses=problems(403, 404, 409, 412, 428)
 )
 async def update_user(
     user_id: int,

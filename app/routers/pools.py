@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.config import get_settings
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
-from app.routers.common import ETAG_HEADER, problems, set_etag
+from app.routers.common import ETAG_HEADER, QueryDate, problems, set_etag
 from app.routers.customers import customer_out, customer_query
 from app.schemas.common import Page
 from app.schemas.customer import CustomerOut
@@ -194,8 +194,8 @@ async def pool_stats(
     pool_id: int,
     principal: CurrentPrincipal,
     session: SessionDep,
-    date_from: Annotated[dt.date, Query(alias="from")],
-    date_to: Annotated[dt.date, Query(alias="to")],
+    date_from: Annotated[QueryDate, Query(alias="from")],
+    date_to: Annotated[QueryDate, Query(alias="to")],
 ) -> PoolStatsOut:
     """Inflow (reclaimed, released) and outflow (claimed, assigned) per rep between two days
     (inclusive, business calendar), for the pool's admins."""

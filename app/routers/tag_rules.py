@@ -69,7 +69,9 @@ async def preview_tag_rule_body(
 
 
 @router.get(
-    "/tag-rules/{rule_id}", response_model=TagRuleOut, responses={**problems(403, 404), **WITH_ETAG}
+    "/tag-rules/{rule_id:int}",
+    response_model=TagRuleOut,
+    responses={**problems(403, 404), **WITH_ETAG},
 )
 async def get_tag_rule(
     rule_id: int, _: Admin, session: SessionDep, response: Response
@@ -81,7 +83,7 @@ async def get_tag_rule(
 
 
 @router.patch(
-    "/tag-rules/{rule_id}",
+    "/tag-rules/{rule_id:int}",
     response_model=TagRuleOut,
     responses={**problems(403, 404, 409, 412, 428), **WITH_ETAG},
 )
@@ -100,7 +102,7 @@ async def update_tag_rule(
 
 
 @router.delete(
-    "/tag-rules/{rule_id}",
+    "/tag-rules/{rule_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(403, 404, 412, 428),
 )

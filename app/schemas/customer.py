@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from app.access import FieldLevel
 from app.schemas.common import InputModel, OutputModel, UserRef
 
 Kind = Literal["company", "person"]
@@ -180,6 +181,12 @@ class CustomerOut(OutputModel):
     hidden_fields: list[str] = Field(
         default_factory=list,
         description="Fields withheld from you by the customer's pool (their values are empty).",
+    )
+    field_levels: dict[str, FieldLevel] = Field(
+        default_factory=dict,
+        description="Your level of each personal field of this customer and its contacts that "
+        "you may not edit — `hidden` (empty), `masked`, `read` — from your roles and the "
+        "customer's pool; fields not listed are `edit` (see docs/api.md, field permissions).",
     )
 
 

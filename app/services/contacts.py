@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import access
-from app.access import Principal
+from app.access import FieldLevel, Principal
 from app.models import Contact, Customer, CustomerPhone
 from app.models.base import utcnow
 from app.schemas.customer import ContactCreate, ContactUpdate
@@ -29,18 +30,29 @@ async def _index_phones(session: AsyncSession, contact: Contact) -> None:
 def _withhold(
     session: AsyncSession, principal: Principal, pool_id: int | None, contacts: list[Contact]
 ) -> list[Contact]:
-    """Blank the phones/e-mails a customer's pool hides from the caller (C5). The rows are
-    detached first, so the blanks can never be written back."""
-    hidden = access.hidden_fields(principal, pool_id) & {"phones", "email"}
-    if not hidden:
+    """Empty or mask the contact fields the caller may not read — by its roles, or because the
+    customer's pool hides them (C5, J4). The rows are detached first, so the blanks can never be
+    written back."""
+    levels = {
+        name: level
+        for name, level in access.field_levels(principal, pool_id).items()
+        if name in access.CONTACT_KEYS and not access.at_least(level, FieldLevel.READ)
+    }
+    if not levels:
         return contacts
     for contact in contacts:
-        session.expunge(contact)
-        if "phones" in hidden:
-            contact.phones = []
-        if "email" in hidden:
-            contact.email = None
+        if contact in session:
+            session.expunge(contact)
+        values = {
+            key: getattr(contact, key) for keys in access.CONTACT_KEYS.values() for key in keys
+        }
+        for key, value in access.withhold(values, levels, access.CONTACT_KEYS).items():
+            setattr(contact, key, value)
     return contacts
+
+
+def _check_editable(principal: Principal, pool_id: int | None, keys: Sequence[str]) -> None:
+    access.check_editable(principal, pool_id, access.personal_fields_in(keys, access.CONTACT_KEYS))
 
 
 async def list_contacts(
@@ -63,7 +75,12 @@ async def list_contacts(
 async def create_contact(
     session: AsyncSession, principal: Principal, customer_id: int, data: ContactCreate
 ) -> Contact:
-    await access.get_writable(session, principal, Customer, customer_id)
+    customer = await access.get_writable(session, principal, Customer, customer_id)
+    _check_editable(
+        principal,
+        customer.pool_id,
+        [k for k in data.model_fields_set if getattr(data, k) not in (None, "", [])],
+    )
     contact = Contact(customer_id=customer_id, **data.model_dump())
     session.add(contact)
     await session.flush()
@@ -78,7 +95,7 @@ async def create_contact(
         entity_id=contact.id,
     )
     await session.flush()
-    return contact
+    return _withhold(session, principal, customer.pool_id, [contact])[0]
 
 
 async def get_contact(session: AsyncSession, principal: Principal, contact_id: int) -> Contact:
@@ -94,8 +111,12 @@ async def update_contact(
 ) -> Contact:
     contact = await access.get_writable(session, principal, Contact, contact_id)
     check_version(contact, version)
-    before = audit.snapshot(contact, AUDITED_FIELDS)
+    pool_id = await session.scalar(
+        select(Customer.pool_id).where(Customer.id == contact.customer_id)
+    )
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    _check_editable(principal, pool_id, list(changes))
+    before = audit.snapshot(contact, AUDITED_FIELDS)
     for key, value in changes.items():
         setattr(contact, key, value)
     if "phones" in changes:
@@ -112,7 +133,7 @@ async def update_contact(
             entity_id=contact.id,
         )
     await flush_versioned(session)
-    return contact
+    return _withhold(session, principal, pool_id, [contact])[0]
 
 
 async def delete_contact(

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app import access
-from app.access import Principal
+from app.access import FieldLevel, Principal
 from app.errors import (
     DuplicateCustomer,
     Forbidden,
@@ -49,9 +49,7 @@ from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
 from app.services import audit, config, notifications, ownership
 from app.services.normalize import (
     escape_like,
-    mask_email,
     mask_name,
-    mask_phone,
     name_similarity,
     normalize_email,
     normalize_name,
@@ -87,23 +85,8 @@ AUDITED_FIELDS = (
 _ROW_FIELDS = tuple(
     f
     for f in CustomerOut.model_fields
-    if f not in ("owner", "tags", "distance_km", "hidden_fields")
+    if f not in ("owner", "tags", "distance_km", "hidden_fields", "field_levels")
 )
-# What each hideable pool field blanks in a customer response (SPEC C5).
-HIDDEN_VALUES: dict[str, dict[str, Any]] = {
-    "phones": {"phones": []},
-    "email": {"email": None},
-    "address": {"address": None},
-    "location": {"lat": None, "lng": None, "distance_km": None},
-    "notes": {"notes": None},
-    "birth_date": {"birth_date": None},
-    "contacts": {},
-}
-# Audit-trail fields withheld from timeline entries for each hidden field.
-HIDDEN_AUDIT_KEYS: dict[str, tuple[str, ...]] = {
-    name: tuple(key for key in blanks if key in AUDITED_FIELDS)
-    for name, blanks in HIDDEN_VALUES.items()
-}
 NAME_SIMILARITY_THRESHOLD = 0.8
 MAX_DUPLICATE_MATCHES = 10
 NAME_CANDIDATES = 500
@@ -120,8 +103,11 @@ class CustomerView:
     owner_name: str | None
     tags: list[dict[str, Any]] = field(default_factory=list)
     distance_km: float | None = None
-    # Fields the customer's pool withholds from the caller (blanked in as_dict).
+    # Fields the customer's pool withholds from the caller (SPEC C5).
     hidden: frozenset[str] = frozenset()
+    # The caller's level of each personal field below ``edit`` (roles and pool, SPEC J4): what
+    # as_dict empties or masks.
+    levels: Mapping[str, FieldLevel] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.customer
@@ -131,9 +117,9 @@ class CustomerView:
         )
         data["tags"] = self.tags
         data["distance_km"] = self.distance_km
-        for name in self.hidden:
-            data.update(HIDDEN_VALUES[name])
+        access.withhold(data, self.levels, access.CUSTOMER_KEYS)
         data["hidden_fields"] = sorted(self.hidden)
+        data["field_levels"] = {name: self.levels[name] for name in sorted(self.levels)}
         return data
 
 
@@ -190,6 +176,7 @@ async def _views(
             tags[c.id],
             (distances or {}).get(c.id),
             access.hidden_fields(principal, c.pool_id) if principal else frozenset(),
+            access.field_levels(principal, c.pool_id) if principal else {},
         )
         for c, owner_name in rows
     ]
@@ -205,8 +192,8 @@ async def get_customer(
 async def view_of(
     session: AsyncSession, customer: Customer, principal: Principal | None = None
 ) -> CustomerView:
-    """The response view of a customer; with ``principal``, the pool's hidden fields are
-    withheld (callers that just created or changed an owned customer need not pass one)."""
+    """The response view of a customer; with ``principal``, the personal fields it may not read
+    (roles, pool) are withheld."""
     owner_name = None
     if customer.owner_id is not None:
         owner_name = await session.scalar(
@@ -293,7 +280,7 @@ def _search_condition(principal: Principal, q: str, dialect: str) -> ColumnEleme
         .join(Customer, Customer.id == Contact.customer_id)
         .where(
             *in_scope,
-            access.revealing(principal, "contacts"),
+            access.revealing(principal, "contact.name"),
             Contact.deleted_at.is_(None),
             _name_contains(Contact.name, q, dialect),
         ),
@@ -307,12 +294,13 @@ def _search_condition(principal: Principal, q: str, dialect: str) -> ColumnEleme
             .join(Customer, Customer.id == CustomerPhone.customer_id)
             .where(
                 *in_scope,
-                # A pool's hidden phones (or contacts) are not searchable either (C5).
+                # Phones the caller may not read (roles, or a pool that hides them, C5/J4)
+                # are not searchable either.
                 or_(
                     and_(CustomerPhone.contact_id.is_(None), access.revealing(principal, "phones")),
                     and_(
                         CustomerPhone.contact_id.is_not(None),
-                        access.revealing(principal, "phones", "contacts"),
+                        access.revealing(principal, "contact.phones"),
                     ),
                 ),
                 CustomerPhone.number.contains(digits),
@@ -590,23 +578,37 @@ async def find_duplicates(
         customer, owner_name = by_id[cid]
         seen = cid in visible and customer.deleted_at is None
         hidden = access.hidden_fields(principal, customer.pool_id)
-        show_phones = seen and "phones" not in hidden
-        show_email = seen and "email" not in hidden
-        out.append(
-            {
-                "id": cid if seen else None,
-                "name": customer.name if seen else mask_name(customer.name),
-                "owner_name": owner_name,
-                "matched_on": matched[cid]["matched_on"],
-                "similarity": round(matched[cid]["similarity"], 3),
-                "visible": seen,
-                "in_recycle_bin": customer.deleted_at is not None,
-                "phones": customer.phones
-                if show_phones
-                else [mask_phone(p) for p in customer.phones],
-                "email": customer.email if show_email else mask_email(customer.email),
-            }
-        )
+        # A match only through a value the caller may not read (roles, pool) does not show
+        # which customer it is: like a match outside the scope (SPEC J4, C5).
+        readable_reasons = {
+            reason
+            for reason, name in (("phone", "phones"), ("email", "email"), ("name", None))
+            if name is None
+            or (
+                name not in hidden and access.at_least(principal.field_level(name), FieldLevel.READ)
+            )
+        }
+        seen = seen and bool(readable_reasons.intersection(matched[cid]["matched_on"]))
+        # Matches outside the scope, or whose pool hides the field, show it masked (enough to
+        # recognise the duplicate); what the caller's roles hide stays hidden.
+        levels = {
+            name: access.most_restrictive(principal.field_level(name), FieldLevel.MASKED)
+            if not seen or name in hidden
+            else principal.field_level(name)
+            for name in ("phones", "email")
+        }
+        match = {
+            "id": cid if seen else None,
+            "name": customer.name if seen else mask_name(customer.name),
+            "owner_name": owner_name,
+            "matched_on": matched[cid]["matched_on"],
+            "similarity": round(matched[cid]["similarity"], 3),
+            "visible": seen,
+            "in_recycle_bin": customer.deleted_at is not None,
+            "phones": customer.phones,
+            "email": customer.email,
+        }
+        out.append(access.withhold(match, levels, access.CUSTOMER_KEYS))
     return out
 
 
@@ -711,6 +713,8 @@ async def create_customer(
     if not principal.can("customer.create"):
         raise Forbidden("requires permission customer.create")
     owner_id = data.owner_id if data.owner_id is not None else principal.user_id
+    given = [k for k in data.model_fields_set if getattr(data, k) not in (None, "", [])]
+    access.check_editable(principal, None, access.personal_fields_in(given, access.CUSTOMER_KEYS))
     await _check_owner(session, principal, owner_id)
     custom = config.validate_custom_values(
         await config.custom_field_map(session), data.custom_fields
@@ -756,7 +760,7 @@ async def create_customer(
     if data.tag_ids:
         await set_tags(session, principal, customer, data.tag_ids)
     await session.flush()
-    return await view_of(session, customer)
+    return await view_of(session, customer, principal)
 
 
 async def update_customer(
@@ -769,6 +773,9 @@ async def update_customer(
     customer = await access.get_writable(session, principal, Customer, customer_id)
     check_version(customer, version)
     changes = data.model_dump(exclude_unset=True)
+    access.check_editable(
+        principal, customer.pool_id, access.personal_fields_in(changes, access.CUSTOMER_KEYS)
+    )
     before = audit.snapshot(customer, AUDITED_FIELDS)
     tag_ids = changes.pop("tag_ids", None)
     if "custom_fields" in changes:
@@ -796,7 +803,7 @@ async def update_customer(
     if field_changes:
         await _notify_change(session, principal, customer, field_changes)
     await flush_versioned(session)
-    return await view_of(session, customer)
+    return await view_of(session, customer, principal)
 
 
 async def _notify_change(
@@ -817,20 +824,26 @@ async def _notify_change(
     def shown(value: Any) -> str:
         return "—" if value in (None, "", [], {}) else str(value)
 
-    body = "; ".join(
-        f"{field}: {shown(c['before'])} → {shown(c['after'])}" for field, c in changes.items()
-    )
-    drafts = [
-        notifications.Draft(
-            user_id=uid,
-            kind="customer_changed",
-            title=f"{principal.display_name} 修改了客户 {customer.name}",
-            body=body,
-            link=f"/customers/{customer.id}",
-            data={"customer_id": customer.id, "actor_id": principal.user_id, "changes": changes},
+    def body(diff: dict[str, Any]) -> str:
+        return "; ".join(
+            f"{field}: {shown(c['before'])} → {shown(c['after'])}" for field, c in diff.items()
         )
-        for uid in sorted(r for r in recipients if r is not None)
-    ]
+
+    # Each recipient gets the diff as their roles let them read it (SPEC J4).
+    levels = await access.users_field_levels(session, (r for r in recipients if r is not None))
+    drafts = []
+    for uid in sorted(r for r in recipients if r is not None):
+        diff = redact_changes(changes, "customer", levels.get(uid, {}))
+        drafts.append(
+            notifications.Draft(
+                user_id=uid,
+                kind="customer_changed",
+                title=f"{principal.display_name} 修改了客户 {customer.name}",
+                body=body(diff),
+                link=f"/customers/{customer.id}",
+                data={"customer_id": customer.id, "actor_id": principal.user_id, "changes": diff},
+            )
+        )
     await notifications.deliver(session, drafts, now)
 
 
@@ -859,18 +872,31 @@ async def delete_customer(
     await flush_versioned(session)
 
 
-def redact_changes(changes: dict[str, Any], entity: str, hidden: frozenset[str]) -> dict[str, Any]:
-    """A timeline entry's changes without what the caller's pool view hides."""
-    if not hidden:
+def redact_changes(
+    changes: dict[str, Any],
+    entity: str,
+    levels: Mapping[str, FieldLevel],
+    hidden: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """A timeline entry's changes without what the caller may not read: personal values below
+    ``read`` (roles, pool) dropped or masked; a contact's entries while the pool hides contacts."""
+    if entity == "contact" and "contacts" in hidden:
+        return {}
+    field_keys = {"customer": access.CUSTOMER_KEYS, "contact": access.CONTACT_KEYS}.get(entity)
+    if field_keys is None or not levels:
         return changes
-    if entity == "contact" and hidden & {"contacts", "phones", "email"}:
-        if "contacts" in hidden:
-            return {}
-        drop = {"phones"} if "phones" in hidden else set()
-        drop |= {"email"} if "email" in hidden else set()
-        return {k: v for k, v in changes.items() if k not in drop}
-    drop_keys = {k for name in hidden for k in HIDDEN_AUDIT_KEYS[name]}
-    return {k: v for k, v in changes.items() if k not in drop_keys}
+    result: dict[str, Any] = {}
+    for key, change in changes.items():
+        if not isinstance(change, dict) or not set(change) <= {"before", "after"}:
+            result[key] = change
+            continue
+        shown = {
+            side: access.withhold({key: value}, levels, field_keys)[key]
+            for side, value in change.items()
+        }
+        if shown == change or any(v not in (None, [], "***") for v in shown.values()):
+            result[key] = shown
+    return result
 
 
 async def timeline(
@@ -878,6 +904,7 @@ async def timeline(
 ) -> tuple[list[dict[str, Any]], str | None]:
     customer = await access.get_readable(session, principal, Customer, customer_id)
     hidden = access.hidden_fields(principal, customer.pool_id)
+    levels = access.field_levels(principal, customer.pool_id)
     after = decode_cursor(cursor)
     limit = max(1, min(limit, MAX_LIMIT))
     events = await audit.customer_timeline(
@@ -892,7 +919,7 @@ async def timeline(
             "action": e.action,
             "entity": e.entity,
             "entity_id": e.entity_id,
-            "changes": redact_changes(e.changes, e.entity, hidden),
+            "changes": redact_changes(e.changes, e.entity, levels, hidden),
             "actor": {"id": e.actor_id, "display_name": name} if e.actor_id is not None else None,
         }
         for e, name in events

@@ -88,35 +88,56 @@ async def _pages(
             return
 
 
+Done = Callable[[int], Awaitable[None]]
+
+
 async def csv_chunks(
-    export: Export, maker: async_sessionmaker[AsyncSession], lang: Lang
+    export: Export,
+    maker: async_sessionmaker[AsyncSession],
+    lang: Lang,
+    on_done: Done | None = None,
 ) -> AsyncIterator[bytes]:
-    """The file as it is read: header and BOM first, then each page's rows."""
+    """The file as it is read: header and BOM first, then each page's rows; then ``on_done``
+    with the number of rows written."""
     first = True
+    count = 0
     async for records in _pages(maker, export.page):
         header = export.header(lang) if first else None
-        for chunk in iter_csv(export.rows(records), header=header, bom=first):
+        rows = list(export.rows(records))
+        count += len(rows)
+        for chunk in iter_csv(rows, header=header, bom=first):
             yield chunk
         first = False
+    if on_done is not None:
+        await on_done(count)
 
 
 async def xlsx_chunks(
-    export: Export, maker: async_sessionmaker[AsyncSession], lang: Lang, tz: str
+    export: Export,
+    maker: async_sessionmaker[AsyncSession],
+    lang: Lang,
+    tz: str,
+    on_done: Done | None = None,
 ) -> AsyncIterator[bytes]:
-    """The workbook, written in a worker thread that pulls the pages from this event loop."""
+    """The workbook, written in a worker thread that pulls the pages from this event loop; then
+    ``on_done`` with the number of rows written."""
     loop = asyncio.get_running_loop()
     pages = _pages(maker, export.page)
+    count = 0
 
     async def next_page() -> list[dict[str, Any]]:
         return await anext(pages)
 
     def rows() -> Iterator[list[object]]:
+        nonlocal count
         while True:
             try:
                 records = asyncio.run_coroutine_threadsafe(next_page(), loop).result()
             except StopAsyncIteration:
                 return
-            yield from export.rows(records)
+            for row in export.rows(records):
+                count += 1
+                yield row
 
     def write() -> list[bytes]:
         header = export.header(lang)
@@ -124,3 +145,5 @@ async def xlsx_chunks(
 
     for chunk in await asyncio.to_thread(write):
         yield chunk
+    if on_done is not None:
+        await on_done(count)

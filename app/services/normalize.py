@@ -102,3 +102,10 @@ def mask_name(name: str) -> str:
 def escape_like(text: str) -> str:
     """``text`` with LIKE wildcards escaped (use with ``escape="\\"``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def mask_text(text: str | None) -> str | None:
+    """Free text (an address, a WeChat id): its first third, then ``****``."""
+    if not text:
+        return text
+    return text[: len(text) // 3] + "****"

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import access
+from app.access import FieldLevel
 from app.db import dialect_insert, transaction
 from app.models import (
     Contact,
@@ -85,10 +87,19 @@ async def schedule_relationship_reminders(
         ).all():
             dates.append(("birthday", owner, cid, contact_id, name, birth))
 
+        # Each owner is reminded only of what their roles let them read (SPEC J4).
+        levels = await access.users_field_levels(session, owners)
         rows = []
         for kind, recipient, customer_id, person_id, name, day in dates:
             if recipient is None or day is None:
                 continue
+            own = levels.get(recipient, {})
+            if kind == "birthday":
+                field = "contact.birth_date" if person_id else "birth_date"
+                if not access.at_least(own.get(field, FieldLevel.EDIT), FieldLevel.READ):
+                    continue
+                if person_id:
+                    name = access.withhold({"name": name}, own, access.CONTACT_KEYS)["name"]
             zone = owners[recipient]
             today = now.astimezone(zone).date()
             upcoming = next_anniversary(day, today)

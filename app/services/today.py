@@ -98,6 +98,9 @@ async def today(
 
     relationship: list[dict[str, Any]] = []
 
+    def readable(name: str) -> bool:
+        return access.at_least(principal.field_level(name), access.FieldLevel.READ)
+
     def consider(
         kind: str, customer_id: int, contact_id: int | None, name: str, day: dt.date
     ) -> None:
@@ -122,7 +125,9 @@ async def today(
             )
         )
     ).all():
-        if birth is not None:
+        # Birth dates the caller's roles withhold give no reminder (SPEC J4; owned customers
+        # sit in no pool).
+        if birth is not None and readable("birth_date"):
             consider("birthday", cid, None, name, birth)
         if signed is not None:
             consider("anniversary", cid, None, name, signed.astimezone(zone).date())
@@ -133,8 +138,9 @@ async def today(
             .where(*mine, Contact.deleted_at.is_(None), Contact.birth_date.is_not(None))
         )
     ).all():
-        if birth is not None:
-            consider("birthday", cid, contact_id, name, birth)
+        if birth is not None and readable("contact.birth_date"):
+            shown = access.withhold({"name": name}, principal.field_levels, access.CONTACT_KEYS)
+            consider("birthday", cid, contact_id, shown["name"], birth)
     relationship.sort(key=lambda r: (r["days_until"], r["name"]))
 
     contracts = await contracts_today(session, principal, local_today)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import PreconditionFailed
+from app.errors import Conflict, PreconditionFailed
 
 
 def check_version(record: Any, expected: int) -> None:
@@ -19,9 +19,12 @@ def check_version(record: Any, expected: int) -> None:
         )
 
 
-async def flush_versioned(session: AsyncSession) -> None:
-    """Flush; a concurrent change that slipped in after the check also answers 412."""
+async def flush_versioned(session: AsyncSession, *, if_match: bool = True) -> None:
+    """Flush; a concurrent change that slipped in after the check also answers 412, or 409
+    (``if_match=False``) for a write the caller sent no If-Match for: no precondition failed."""
     try:
         await session.flush()
     except StaleDataError:
+        if not if_match:
+            raise Conflict("the record changed while you were saving; try again") from None
         raise PreconditionFailed("the record changed while you were saving; reload it") from None

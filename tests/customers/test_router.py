@@ -129,6 +129,33 @@ async def test_update_needs_if_match(app, client, org, db):
     assert replayed.status_code == 412
 
 
+async def test_if_match_naming_no_version_counts_only_for_a_valid_request(app, client, org, db):
+    """RFC 9110 §13.2.1 (found by Schemathesis): a bad body or an unknown record answers as such,
+    not 412; for a valid request such an If-Match is stale (412) and nothing changes."""
+    customer = await make_customer(app.state.sessionmaker, org.rep_a, "甲")
+    headers = {**auth(app, org.rep_a), "If-Match": "null"}
+    url = f"/api/v1/customers/{customer.id}"
+    bad_body = await client.patch(url, json={"level": {"x": 1}}, headers=headers)
+    assert bad_body.status_code == 422
+    unknown = await client.patch("/api/v1/customers/999999", json={"level": "B"}, headers=headers)
+    assert unknown.status_code == 404
+    stale = await client.patch(url, json={"level": "B"}, headers=headers)
+    assert stale.status_code == 412
+    assert (await db.get(Customer, customer.id)).level is None
+
+
+async def test_json_types_are_not_juggled(app, client, org):
+    """`0` is no boolean, `false` no number, a number no date (found by Schemathesis)."""
+    for body in (
+        {"name": "丙公司", "confirm_duplicate": 0},
+        {"name": "丙公司", "birth_date": 0},
+        {"name": "丙公司", "lat": True, "lng": 120.1},
+    ):
+        response = await create(app, client, org.rep_a, **body)
+        assert response.status_code == 422, body
+    assert (await create(app, client, org.rep_a, name="丙公司", confirm_duplicate=True)).is_success
+
+
 async def test_update_changes_only_given_fields_and_records_the_diff(app, client, org):
     created = (await create(app, client, org.rep_a, name="乙公司", city="苏州市", level="C")).json()
     url = f"/api/v1/customers/{created['id']}"

@@ -115,3 +115,20 @@ async def test_a_write_member_may_lock(app, client, maker, org):
     await add_team_member(maker, customer, org.rep_b, "write")
     response = await client.post(lock_url(customer), headers=auth(app, org.rep_b))
     assert response.status_code == 200 and response.json()["locked_at"] is not None
+
+
+async def test_a_lock_racing_another_change_is_a_conflict_not_a_412(maker, org):
+    """Locking takes no If-Match, so losing a race to another change is 409, not 412 (found by
+    Schemathesis: two concurrent locks of one customer answered an undocumented 412)."""
+    from app.errors import Conflict
+    from app.services.versions import flush_versioned
+
+    customer = await make_customer(maker, org.rep_a, "甲")
+    async with maker() as session:
+        mine = await session.get(Customer, customer.id)
+        await session.commit()  # ends the read, so the other writer gets in on SQLite too
+        async with maker() as other, other.begin():
+            (await other.get(Customer, customer.id)).name = "甲二"
+        mine.locked_at = utcnow()
+        with pytest.raises(Conflict):
+            await flush_versioned(session, if_match=False)

@@ -170,3 +170,26 @@ async def test_ten_thousand_orders_in_one_call(app, client, maker, org, product,
     assert response.status_code == 200, response.text[:500]
     assert response.json()["created"] == 10_000
     assert await count(db, Order) == 10_000
+
+
+async def test_a_number_is_no_order_time(app, client, org):
+    """`ordered_to=0` was read as a Unix timestamp (found by Schemathesis): ISO 8601 only."""
+    headers = auth(app, org.rep_a)
+    for value in ("0", "1735689600"):
+        response = await client.get(f"/api/v1/orders?ordered_to={value}", headers=headers)
+        assert response.status_code == 422, value
+    ok = await client.get("/api/v1/orders?ordered_to=2026-11-01T10:00:00%2B08:00", headers=headers)
+    assert ok.status_code == 200
+
+
+async def test_a_number_is_no_order_time_in_a_body_and_bulk_is_no_order_id(
+    app, client, maker, org, product
+):
+    """Both found by Schemathesis: `ordered_at: 0` was 1970-01-01, GET /orders/bulk a 422."""
+    customer = await make_customer(maker, org.rep_a, "甲")
+    headers = auth(app, org.rep_a)
+    body = {**order(customer.id, product.id), "ordered_at": 0}
+    bulk = await client.post("/api/v1/orders/bulk", json={"orders": [body]}, headers=headers)
+    assert bulk.status_code == 422
+    wrong_method = await client.get("/api/v1/orders/bulk", headers=headers)
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")

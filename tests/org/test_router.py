@@ -210,3 +210,12 @@ async def test_directory_lists_active_colleagues_for_anyone_signed_in(app, clien
         "/api/v1/users/directory", params={"q": "Rep C"}, headers=auth(app, org.rep_a)
     )
     assert [e["id"] for e in found.json()] == [org.rep_c.id]
+
+
+async def test_text_with_nul_is_invalid_input(app, client, org):
+    """PostgreSQL cannot store U+0000: a name with it was a 500 there (found by Schemathesis)."""
+    response = await client.post(
+        "/api/v1/departments", json={"name": "销售\u0000部"}, headers=auth(app, org.admin)
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
+from app import access
 from app.access import Principal, load_principal
 from app.config import Settings
 from app.db import READ_ONLY, transaction
@@ -109,6 +110,17 @@ def check_rights(principal: Principal, entity: Entity, policy: Policy) -> None:
             raise Forbidden(f"importing {entity} requires permission {permission}")
     if entity == "orders":
         api_keys.check_key_scope(principal, "orders", "POST")
+
+
+def check_field_levels(principal: Principal, entity: Entity, mapping: Mapping[int, str]) -> None:
+    """A file may not write personal fields the caller's roles do not let it edit (SPEC J4):
+    403 naming them, before anything is read further."""
+    if entity == "orders":
+        return
+    targets = {f.key: f.target for f in import_fields(entity)}
+    written = [targets[key] for key in mapping.values() if key in targets]
+    keys = access.CUSTOMER_KEYS if entity == "customers" else access.CONTACT_KEYS
+    access.check_editable(principal, None, access.personal_fields_in(written, keys))
 
 
 def _importer(entity: str, policy: Policy, mapping: Mapping[int, str]) -> EntityImporter:
@@ -277,6 +289,7 @@ async def preview(
         settings,
         upload.sheet,
     )
+    check_field_levels(principal, upload.entity, parsed.mapping)
     importer = _importer(upload.entity, upload.policy, parsed.mapping)
     tz = ZoneInfo(settings.business_timezone)
     cleaner = source.make_cleaner(parsed, upload.entity, specs, tz)
@@ -377,6 +390,7 @@ async def submit(
         settings,
         upload.sheet,
     )
+    check_field_levels(principal, upload.entity, parsed.mapping)
     digest = hashlib.sha256(upload.data).hexdigest()
     mapping = _mapping_json(parsed.mapping)
     identity = json.dumps(

@@ -1040,6 +1040,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/customers/{customer_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase Customer
+         * @description Anonymises the customer's personal data in place (PIPL art. 47, GDPR art. 17) and keeps orders, opportunities, contracts, payments, tags and ownership history — amounts, dates and stages — so analytics stay right. Erased: phones (and the phone index), e-mail, address, location, birth date, notes, text custom fields, a person's name (becomes `已删除客户 #<id>`; a company keeps its name), every contact's name, phones, e-mail, WeChat, birth date and notes, follow-up texts and check-in places, visit notes; earlier timeline entries have the old values replaced by `[erased]`. Safe to repeat: a second call finds nothing left. Logged with the reason.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        post: operations["erase_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/customers/{customer_id}/follow-ups": {
         parameters: {
             query?: never;
@@ -1172,6 +1194,28 @@ export interface paths {
          *     API keys need the scope `customers:write`.
          */
         post: operations["merge_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{customer_id}/personal-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Personal Data
+         * @description Everything held about the customer and its contacts — the record with its custom fields, tags (with history), team, contacts (deleted ones too), follow-ups, visits, opportunities, contracts, payments, orders with lines, ownership history and the timeline — for a data subject's access request (PIPL art. 45, GDPR art. 15). Customers in the recycle bin included; outside your data scope: 404. Your field levels still apply. Logged with the reason.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        get: operations["export_personal_data"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1471,7 +1515,7 @@ export interface paths {
         };
         /**
          * Export Contracts
-         * @description Contracts as a file, with the filters of `GET /contracts`. Every record the list would show you, all pages: the same filters and data scope, fields a pool withholds from you left empty. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`.
+         * @description Contracts as a file, with the filters of `GET /contracts`. Every record the list would show you, all pages: the same filters and data scope, personal fields masked or left empty as your roles' field levels and the pools say. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`. Every export is logged (who, filters, rows, `reason`) in the personal-data log.
          *
          *     API keys need the scope `contracts:read`.
          */
@@ -1493,7 +1537,7 @@ export interface paths {
         };
         /**
          * Export Customers
-         * @description Customers as a file, with the filters and sort of `GET /customers` (`limit` and `cursor` are ignored); with `pool_id`, the customers of that pool as `GET /pools/{id}/customers` lists them (404 when you are not a member). Every record the list would show you, all pages: the same filters and data scope, fields a pool withholds from you left empty. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`.
+         * @description Customers as a file, with the filters and sort of `GET /customers` (`limit` and `cursor` are ignored); with `pool_id`, the customers of that pool as `GET /pools/{id}/customers` lists them (404 when you are not a member). Every record the list would show you, all pages: the same filters and data scope, personal fields masked or left empty as your roles' field levels and the pools say. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`. Every export is logged (who, filters, rows, `reason`) in the personal-data log.
          *
          *     API keys need the scope `customers:read`.
          */
@@ -1515,7 +1559,7 @@ export interface paths {
         };
         /**
          * Export Opportunities
-         * @description Opportunities as a file, with the filters of `GET /opportunities`. Every record the list would show you, all pages: the same filters and data scope, fields a pool withholds from you left empty. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`.
+         * @description Opportunities as a file, with the filters of `GET /opportunities`. Every record the list would show you, all pages: the same filters and data scope, personal fields masked or left empty as your roles' field levels and the pools say. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`. Every export is logged (who, filters, rows, `reason`) in the personal-data log.
          *
          *     API keys need the scope `opportunities:read`.
          */
@@ -1537,7 +1581,7 @@ export interface paths {
         };
         /**
          * Export Orders
-         * @description Orders as a file, one row per order line, with the filters of `GET /orders`. Every record the list would show you, all pages: the same filters and data scope, fields a pool withholds from you left empty. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`.
+         * @description Orders as a file, one row per order line, with the filters of `GET /orders`. Every record the list would show you, all pages: the same filters and data scope, personal fields masked or left empty as your roles' field levels and the pools say. Headers are those the importer recognises (`lang=zh-CN` or `en`). Cells a spreadsheet would run as formulas start with `'`. Every export is logged (who, filters, rows, `reason`) in the personal-data log.
          *
          *     API keys need the scope `orders:read`.
          */
@@ -2216,6 +2260,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/personal-data-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Personal Data Log
+         * @description Every export (the four `/exports/*` files), personal-data export and erasure: who, when, which customer, the filters, the rows written and the reason; newest first.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        get: operations["personal_data_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipeline-stages/{stage_id}": {
         parameters: {
             query?: never;
@@ -2684,6 +2750,34 @@ export interface paths {
          *     API keys need the scope `org:write`.
          */
         patch: operations["update_role"];
+        trace?: never;
+    };
+    "/api/v1/roles/{role_id}/field-permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Field Permissions
+         * @description The role's level of every personal field (`edit` where nothing is configured).
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        get: operations["get_field_permissions"];
+        /**
+         * Set Field Permissions
+         * @description Replaces the whole configuration of the role (fields left out become `edit`). A user with several roles gets, per field, the most permissive level any of them gives; a pool's hidden fields still apply on top (the most restrictive wins). Send If-Match with the role's ETag; the role's version moves when a level changes.
+         *
+         *     Not for API keys: sign in as a user.
+         */
+        put: operations["set_field_permissions"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/tag-groups": {
@@ -3400,6 +3494,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus Metrics
+         * @description Prometheus metrics: request latency by route, scheduler job runs and durations,
+         *     reminders and webhook deliveries by outcome (all worker processes when several run).
+         */
+        get: operations["prometheus_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -3409,7 +3524,16 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description The process can reach its database.
+         * @description The process can reach its database, and the scheduler runs somewhere.
+         *
+         *     ``scheduler`` is ``active`` when this process runs the jobs, ``standby`` when it runs a
+         *     scheduler that waits while another process's is active (PostgreSQL), ``elsewhere`` when
+         *     this process runs none and another process's is active, ``none`` when no scheduler is
+         *     active. ``live_updates`` says how notification streams learn of news (``listening``:
+         *     PostgreSQL LISTEN/NOTIFY; ``in-process``: SQLite; ``polling``: the listen connection is
+         *     down, streams look every 2 s). ``none`` makes a process that runs a scheduler unready (it
+         *     should be electing itself); a web worker without one (``KEHU_SCHEDULER_ENABLED=false``)
+         *     stays ready — it can serve — and reports ``none`` for monitoring to alert on.
          */
         get: operations["readyz"];
         put?: never;
@@ -4122,6 +4246,13 @@ export interface components {
             distance_km?: number | null;
             /** Email */
             email: string | null;
+            /**
+             * Field Levels
+             * @description Your level of each personal field of this customer and its contacts that you may not edit — `hidden` (empty), `masked`, `read` — from your roles and the customer's pool; fields not listed are `edit` (see docs/api.md, field permissions).
+             */
+            field_levels?: {
+                [key: string]: components["schemas"]["FieldLevel"];
+            };
             /** Gender */
             gender: ("male" | "female") | null;
             /**
@@ -4405,6 +4536,28 @@ export interface components {
             /** Similarity */
             similarity?: number | null;
         };
+        /** EraseIn */
+        EraseIn: {
+            /** Reason */
+            reason: string;
+        };
+        /** EraseOut */
+        EraseOut: {
+            /**
+             * Contacts
+             * @description Contacts anonymised.
+             */
+            contacts: number;
+            /** Customer Id */
+            customer_id: number;
+            /**
+             * Erased Fields
+             * @description What this call emptied or replaced; empty when there was nothing left (a second call).
+             */
+            erased_fields: string[];
+            /** Timeline Entries Scrubbed */
+            timeline_entries_scrubbed: number;
+        };
         /** ExpiringContract */
         ExpiringContract: {
             /** Customer Id */
@@ -4437,6 +4590,42 @@ export interface components {
             provinces: string[];
             /** Sources */
             sources: string[];
+        };
+        /**
+         * FieldLevel
+         * @description How much of a personal field the caller gets, least to most.
+         * @enum {string}
+         */
+        FieldLevel: "hidden" | "masked" | "read" | "edit";
+        /**
+         * FieldPermissionsIn
+         * @description The role's whole configuration: fields left out are `edit`.
+         */
+        FieldPermissionsIn: {
+            /**
+             * Fields
+             * @description Level per personal field: `hidden` (empty), `masked` (a masked display such as `138****5678` or `z***@example.com`; dates and locations empty), `read`, `edit`. Fields: `phones` (Customer phone numbers), `email` (Customer e-mail), `address` (Customer street address), `location` (Customer location (lat/lng, distance)), `birth_date` (Customer birth date), `notes` (Customer notes), `contact.name` (Contact name), `contact.phones` (Contact phone numbers), `contact.email` (Contact e-mail), `contact.wechat` (Contact WeChat id), `contact.birth_date` (Contact birth date), `contact.notes` (Contact notes).
+             */
+            fields?: {
+                [key: string]: components["schemas"]["FieldLevel"];
+            };
+        };
+        /** FieldPermissionsOut */
+        FieldPermissionsOut: {
+            /**
+             * Fields
+             * @description Every personal field. Level per personal field: `hidden` (empty), `masked` (a masked display such as `138****5678` or `z***@example.com`; dates and locations empty), `read`, `edit`. Fields: `phones` (Customer phone numbers), `email` (Customer e-mail), `address` (Customer street address), `location` (Customer location (lat/lng, distance)), `birth_date` (Customer birth date), `notes` (Customer notes), `contact.name` (Contact name), `contact.phones` (Contact phone numbers), `contact.email` (Contact e-mail), `contact.wechat` (Contact WeChat id), `contact.birth_date` (Contact birth date), `contact.notes` (Contact notes).
+             */
+            fields: {
+                [key: string]: components["schemas"]["FieldLevel"];
+            };
+            /** Role Id */
+            role_id: number;
+            /**
+             * Version
+             * @description The role's version (its ETag).
+             */
+            version: number;
         };
         /** FollowUpCreate */
         FollowUpCreate: {
@@ -5508,6 +5697,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[PersonalDataLogOut] */
+        Page_PersonalDataLogOut_: {
+            /** Items */
+            items: components["schemas"]["PersonalDataLogOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[RecycleBinItemOut] */
         Page_RecycleBinItemOut_: {
             /** Items */
@@ -5646,6 +5845,110 @@ export interface components {
             /** Trend */
             trend: components["schemas"]["TrendPoint"][] | null;
             window: components["schemas"]["WindowOut"];
+        };
+        /** PersonalDataLogOut */
+        PersonalDataLogOut: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "export.customers" | "export.opportunities" | "export.contracts" | "export.orders" | "personal_data.export" | "personal_data.erase";
+            actor: components["schemas"]["UserRef"] | null;
+            /** Api Key Id */
+            api_key_id: number | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Customer Id */
+            customer_id: number | null;
+            /** Filters */
+            filters: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Row Count
+             * @description Rows written; null while an export is running or if it never finished.
+             */
+            row_count: number | null;
+        };
+        /**
+         * PersonalDataOut
+         * @description Everything held about one customer, as the caller's field levels show it.
+         */
+        PersonalDataOut: {
+            /**
+             * Contacts
+             * @description Deleted contacts included.
+             */
+            contacts: {
+                [key: string]: unknown;
+            }[];
+            /** Contracts */
+            contracts: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Customer
+             * @description The record's columns, custom fields included.
+             */
+            customer: {
+                [key: string]: unknown;
+            };
+            /** Customer Id */
+            customer_id: number;
+            /**
+             * Exported At
+             * Format: date-time
+             */
+            exported_at: string;
+            /** Follow Ups */
+            follow_ups: {
+                [key: string]: unknown;
+            }[];
+            /** Opportunities */
+            opportunities: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Orders
+             * @description Each with its `lines`.
+             */
+            orders: {
+                [key: string]: unknown;
+            }[];
+            /** Ownership History */
+            ownership_history: {
+                [key: string]: unknown;
+            }[];
+            /** Payments */
+            payments: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Tags
+             * @description Tag assignments, current and past.
+             */
+            tags: {
+                [key: string]: unknown;
+            }[];
+            /** Team Members */
+            team_members: {
+                [key: string]: unknown;
+            }[];
+            /** Timeline */
+            timeline: {
+                [key: string]: unknown;
+            }[];
+            /** Visits */
+            visits: {
+                [key: string]: unknown;
+            }[];
         };
         /** PipelineCreate */
         PipelineCreate: {
@@ -10630,6 +10933,68 @@ export interface operations {
             };
         };
     };
+    erase_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_customer_follow_ups: {
         parameters: {
             query?: {
@@ -11003,6 +11368,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_personal_data: {
+        parameters: {
+            query: {
+                /** @description Why (kept in the personal-data log). */
+                reason: string;
+            };
+            header?: never;
+            path: {
+                customer_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonalDataOut"];
                 };
             };
             /** @description Not authenticated (missing, expired or invalid token) */
@@ -11815,6 +12241,8 @@ export interface operations {
                 format?: "csv" | "xlsx";
                 /** @description Language of the header row. */
                 lang?: "zh-CN" | "en";
+                /** @description Why (kept in the personal-data log). */
+                reason?: string | null;
             };
             header?: never;
             path?: never;
@@ -11869,6 +12297,8 @@ export interface operations {
                 format?: "csv" | "xlsx";
                 /** @description Language of the header row. */
                 lang?: "zh-CN" | "en";
+                /** @description Why (kept in the personal-data log). */
+                reason?: string | null;
                 /** @description Search name, phones and contact names. */
                 q?: string | null;
                 kind?: ("company" | "person") | null;
@@ -11953,6 +12383,8 @@ export interface operations {
                 format?: "csv" | "xlsx";
                 /** @description Language of the header row. */
                 lang?: "zh-CN" | "en";
+                /** @description Why (kept in the personal-data log). */
+                reason?: string | null;
             };
             header?: never;
             path?: never;
@@ -12010,6 +12442,8 @@ export interface operations {
                 format?: "csv" | "xlsx";
                 /** @description Language of the header row. */
                 lang?: "zh-CN" | "en";
+                /** @description Why (kept in the personal-data log). */
+                reason?: string | null;
             };
             header?: never;
             path?: never;
@@ -13900,6 +14334,59 @@ export interface operations {
             };
         };
     };
+    personal_data_log: {
+        parameters: {
+            query?: {
+                customer_id?: number | null;
+                action?: ("export.customers" | "export.opportunities" | "export.contracts" | "export.orders" | "personal_data.export" | "personal_data.erase") | null;
+                actor_id?: number | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PersonalDataLogOut_"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     delete_pipeline_stage: {
         parameters: {
             query?: never;
@@ -15743,6 +16230,151 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match header required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_field_permissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                role_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldPermissionsOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input (field errors in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_field_permissions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag from your last read; required, stale values get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                role_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldPermissionsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Version of the record; send it back as If-Match. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldPermissionsOut"];
+                };
+            };
+            /** @description Not authenticated (missing, expired or invalid token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or outside your data scope */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18507,6 +19139,33 @@ export interface operations {
             };
         };
     };
+    prometheus_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": unknown;
+                };
+            };
+            /** @description KEHU_METRICS_TOKEN is set and the bearer token is not it */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     readyz: {
         parameters: {
             query?: never;
@@ -18525,7 +19184,7 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description The database is unreachable */
+            /** @description The database is unreachable, or this process's scheduler is not active */
             503: {
                 headers: {
                     [name: string]: unknown;
