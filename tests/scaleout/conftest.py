@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(here):
             item.add_marker(skip)
+
+
+def eventually(
+    check: Callable[[], Any], within: float, every: float = 0.3, seen: Callable[[], Any] = str
+) -> Any:
+    """``check()``'s first truthy answer, asking every ``every`` seconds for ``within``;
+    ``seen()`` describes the state in the failure message."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"condition not met in time; {seen()}"
+        time.sleep(every)
 
 
 def free_port() -> int:

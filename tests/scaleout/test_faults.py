@@ -8,24 +8,13 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.scaleout.conftest import Cluster, bearer, sql
-
-
-def eventually(check: Callable[[], Any], within: float, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(every)
+from tests.scaleout.conftest import Cluster, bearer, eventually, sql
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.scaleout.conftest import Cluster, bearer, sql
-
-
-def eventually(
-    check: Callable[[], Any], within: float, every: float = 0.5, seen: Callable[[], Any] = str
-) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"condition not met in time; {seen()}"
-        time.sleep(every)
+from tests.scaleout.conftest import Cluster, bearer, eventually, sql
 
 
 @pytest.fixture(scope="module")
