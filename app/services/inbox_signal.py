@@ -11,9 +11,10 @@ session; when that transaction commits:
 - this process's own streams are woken directly after commit (the only way on SQLite, where
   there is one process).
 
-Streams still re-check on a long timeout (``fallback_seconds``): a wake-up lost while the
-listen connection was down costs at most that long, and the listener wakes every stream after
-it reconnects.
+Streams still look on a timeout (``fallback_seconds``): 30 s while a LISTEN connection is up
+(a wake-up lost while it was down is covered by waking every stream on reconnect), 2 s
+otherwise — on SQLite, where a separate process may write without waking anyone, and while the
+listener is down.
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ class InboxHub:
 
     @property
     def fallback_seconds(self) -> float:
-        return CONNECTED_FALLBACK_SECONDS if self.connected else DISCONNECTED_FALLBACK_SECONDS
+        """How long a stream may go without looking: long only while every process's writes
+        wake it (LISTEN). On SQLite another process (``kehu dispatch-reminders``, a separate
+        ``kehu scheduler``) writes without waking this one's streams: they look every 2 s."""
+        if self.connected and self.listening:
+            return CONNECTED_FALLBACK_SECONDS
+        return DISCONNECTED_FALLBACK_SECONDS
 
     async def wait(self, wake: asyncio.Event, seconds: float) -> bool:
         """Until this stream is woken (True) or ``seconds`` pass (False)."""
