@@ -11,10 +11,14 @@ import { resetMeta } from './stores/meta'
 import { refreshUnread } from './stores/notifications'
 import { appLink } from './utils/activities'
 import { registerServiceWorker } from './utils/push'
+import { clearApiCaches } from './offline/cache'
+import { startOutbox } from './offline/outbox'
 import './styles.css'
 
 setSessionEndedHandler(() => {
   me.value = null
+  // whoever signs in next must not be shown this user's cached reads (their queued writes stay theirs)
+  void clearApiCaches()
   resetMeta()
   const current = router.currentRoute.value
   if (current.name !== 'login') {
@@ -27,6 +31,9 @@ installVant(app)
 app.use(i18n)
 app.use(router)
 app.mount('#app')
+
+// writes queued offline (SPEC K3): shown and sent now, and whenever the network comes back
+startOutbox()
 
 // Web Push (SPEC K3): the service worker shows pushes; a tapped one is routed here in place
 if ('serviceWorker' in navigator) {

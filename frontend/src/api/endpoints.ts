@@ -133,7 +133,9 @@ export const customerFollowUps = (customerId: number, cursor?: string | null) =>
     }),
   )
 
-export const createFollowUp = (payload: FollowUpCreate) => body(api.POST('/follow-ups', { body: payload }))
+/** `idempotencyKey`: the key drawn when the rep saved (a queued retry reuses it, SPEC K3). */
+export const createFollowUp = (payload: FollowUpCreate, idempotencyKey: string = newIdempotencyKey()) =>
+  body(api.POST('/follow-ups', { body: payload, headers: { 'Idempotency-Key': idempotencyKey } }))
 
 export const getFollowUp = (id: number) =>
   body(api.GET('/follow-ups/{follow_up_id}', { params: { path: { follow_up_id: id } } }))
@@ -157,11 +159,11 @@ export const rescheduleVisit = (id: number, payload: VisitReschedule, etag: stri
     }),
   )
 
-export const completeVisit = (id: number, payload: VisitComplete, etag: string) =>
+export const completeVisit = (id: number, payload: VisitComplete, etag: string, idempotencyKey: string = newIdempotencyKey()) =>
   unwrap(
     api.POST('/visits/{visit_id}/complete', {
       params: { path: { visit_id: id } },
-      headers: { 'If-Match': etag },
+      headers: { 'If-Match': etag, 'Idempotency-Key': idempotencyKey },
       body: payload,
     }),
   )

@@ -3,6 +3,8 @@ import { fetchMe, logout as apiLogout } from '@/api/endpoints'
 import { tokens } from '@/api/tokens'
 import type { Me } from '@/api/types'
 import { forgetPushOnThisDevice } from '@/utils/push'
+import { clearApiCaches } from '@/offline/cache'
+import { discardAllOfCurrentUser } from '@/offline/outbox'
 
 export const me = ref<Me | null>(null)
 
@@ -43,6 +45,9 @@ export async function signOut(): Promise<void> {
       // the token is dropped locally either way
     }
   }
+  // the next person on this phone must see none of this user's data, offline copies included
+  await discardAllOfCurrentUser().catch(() => undefined)
+  await clearApiCaches()
   tokens.clear()
   me.value = null
 }
