@@ -63,50 +63,69 @@ def _columns(labels: dict[str, tuple[str, str]], paths: dict[str, str]) -> list[
     return [Column(path, *labels[key]) for key, path in paths.items()]
 
 
-async def _file(
-    export: Export,
-    fmt: Format,
-    lang: Lang,
-    maker: Any,
-    tz: str,
-    *,
-    principal: Principal,
+@dataclasses.dataclass
+class FileRequest:
+    """What every export takes besides its list's filters: the file's format and header
+    language, the reason for the log, and who asks."""
+
+    principal: Principal
+    request: Request
+    maker: Any
+    tz: str
+    fmt: Format
+    lang: Lang
+    reason: str | None
+
+    async def send(self, export: Export) -> StreamingResponse:
+        """The file, streamed; logged (SPEC J4) before the first byte, its rows at the end."""
+        params = self.request.query_params
+        filters = {
+            key: values[0] if len(values) == 1 else values
+            for key in dict.fromkeys(params.keys())
+            if key != "reason" and (values := params.getlist(key))
+        }
+        customer_id = filters.get("customer_id")
+        entry_id = await privacy.log_apart(
+            self.maker,
+            privacy.log_entry(
+                self.principal,
+                f"export.{export.name}",
+                customer_id=int(customer_id) if isinstance(customer_id, str) else None,
+                filters=filters,
+                reason=self.reason,
+            ),
+        )
+
+        async def done(rows: int) -> None:
+            await privacy.finish_log(self.maker, entry_id, rows)
+
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        chunks = (
+            csv_chunks(export, self.maker, self.lang, done)
+            if self.fmt == "csv"
+            else xlsx_chunks(export, self.maker, self.lang, self.tz, done)
+        )
+        name = f"{export.name}-{stamp}.{self.fmt}"
+        return StreamingResponse(
+            chunks,
+            media_type=MEDIA_TYPES[self.fmt],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def file_request(
+    principal: CurrentPrincipal,
     request: Request,
-    reason: str | None,
-) -> StreamingResponse:
-    """The file, streamed; logged (SPEC J4) before the first byte, its row count at the end."""
-    params = request.query_params
-    filters = {
-        key: values[0] if len(values) == 1 else values
-        for key in dict.fromkeys(params.keys())
-        if key != "reason" and (values := params.getlist(key))
-    }
-    customer_id = filters.get("customer_id")
-    entry_id = await privacy.log_apart(
-        maker,
-        privacy.log_entry(
-            principal,
-            f"export.{export.name}",
-            customer_id=int(customer_id) if isinstance(customer_id, str) else None,
-            filters=filters,
-            reason=reason,
-        ),
-    )
+    maker: SessionMakerDep,
+    settings: SettingsDep,
+    format: FormatQuery = "csv",
+    lang: LangQuery = "zh-CN",
+    reason: ReasonQuery = None,
+) -> FileRequest:
+    return FileRequest(principal, request, maker, settings.business_timezone, format, lang, reason)
 
-    async def done(rows: int) -> None:
-        await privacy.finish_log(maker, entry_id, rows)
 
-    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
-    chunks = (
-        csv_chunks(export, maker, lang, done)
-        if fmt == "csv"
-        else xlsx_chunks(export, maker, lang, tz, done)
-    )
-    return StreamingResponse(
-        chunks,
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{export.name}-{stamp}.{fmt}"'},
-    )
+FileRequestDep = Annotated[FileRequest, Depends(file_request)]
 
 
 CUSTOMER_LABELS = _imported(
@@ -155,15 +174,10 @@ CUSTOMER_PATHS = {
 )
 async def export_customers(
     principal: CurrentPrincipal,
-    request: Request,
+    out: FileRequestDep,
     session: SessionDep,
-    maker: SessionMakerDep,
-    settings: SettingsDep,
     query: Annotated[CustomerQuery, Depends(customer_query)],
     pool_id: int | None = None,
-    format: FormatQuery = "csv",
-    lang: LangQuery = "zh-CN",
-    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export customers."""
     if pool_id is not None:
@@ -181,16 +195,7 @@ async def export_customers(
         return [CustomerOut.model_validate(v.as_dict()).model_dump() for v in views], after
 
     export = Export("customers", columns, page)
-    return await _file(
-        export,
-        format,
-        lang,
-        maker,
-        settings.business_timezone,
-        principal=principal,
-        request=request,
-        reason=reason,
-    )
+    return await out.send(export)
 
 
 OPPORTUNITY_COLUMNS = [
@@ -218,17 +223,12 @@ OPPORTUNITY_COLUMNS = [
 )
 async def export_opportunities(
     principal: CurrentPrincipal,
-    request: Request,
-    maker: SessionMakerDep,
-    settings: SettingsDep,
+    out: FileRequestDep,
     pipeline_id: int | None = None,
     stage_id: int | None = None,
     status: OpportunityStatus | None = None,
     owner_id: int | None = None,
     customer_id: int | None = None,
-    format: FormatQuery = "csv",
-    lang: LangQuery = "zh-CN",
-    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export opportunities."""
 
@@ -248,16 +248,7 @@ async def export_opportunities(
         return [OpportunityOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("opportunities", OPPORTUNITY_COLUMNS, page)
-    return await _file(
-        export,
-        format,
-        lang,
-        maker,
-        settings.business_timezone,
-        principal=principal,
-        request=request,
-        reason=reason,
-    )
+    return await out.send(export)
 
 
 CONTRACT_COLUMNS = [
@@ -285,15 +276,10 @@ CONTRACT_COLUMNS = [
 )
 async def export_contracts(
     principal: CurrentPrincipal,
-    request: Request,
-    maker: SessionMakerDep,
-    settings: SettingsDep,
+    out: FileRequestDep,
     status: ContractStatus | None = None,
     customer_id: int | None = None,
     owner_id: int | None = None,
-    format: FormatQuery = "csv",
-    lang: LangQuery = "zh-CN",
-    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export contracts."""
 
@@ -311,16 +297,7 @@ async def export_contracts(
         return [ContractOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("contracts", CONTRACT_COLUMNS, page)
-    return await _file(
-        export,
-        format,
-        lang,
-        maker,
-        settings.business_timezone,
-        principal=principal,
-        request=request,
-        reason=reason,
-    )
+    return await out.send(export)
 
 
 ORDER_LABELS = _imported(
@@ -350,16 +327,11 @@ ORDER_PATHS = {
 )
 async def export_orders(
     principal: CurrentPrincipal,
-    request: Request,
-    maker: SessionMakerDep,
-    settings: SettingsDep,
+    out: FileRequestDep,
     customer_id: int | None = None,
     channel: Annotated[str | None, Query(max_length=32)] = None,
     ordered_from: QueryDateTime | None = None,
     ordered_to: QueryDateTime | None = None,
-    format: FormatQuery = "csv",
-    lang: LangQuery = "zh-CN",
-    reason: ReasonQuery = None,
 ) -> StreamingResponse:
     """Export orders."""
     for name, value in (("ordered_from", ordered_from), ("ordered_to", ordered_to)):
@@ -381,13 +353,4 @@ async def export_orders(
         return [OrderOut.model_validate(v).model_dump() for v in views], after
 
     export = Export("orders", _columns(ORDER_LABELS, ORDER_PATHS), page, explode="lines")
-    return await _file(
-        export,
-        format,
-        lang,
-        maker,
-        settings.business_timezone,
-        principal=principal,
-        request=request,
-        reason=reason,
-    )
+    return await out.send(export)
