@@ -29,6 +29,7 @@ from app.services.importer.plan import (
     WriteContext,
     note,
     plans_for,
+    update_targets,
 )
 from app.services.importer.references import resolve_customers
 from app.services.importer.source import CleanRow
@@ -189,27 +190,7 @@ class ContactImporter:
         if not plans:
             return
         uid, now = ctx.principal.user_id, ctx.now
-        pairs: list[tuple[RowPlan, int]] = []
-        for p in plans:
-            target = p.target
-            if target is None and p.ref is not None:
-                target = out.created_ids.get(p.ref, ctx.created_ids.get(p.ref))
-            if target is None:
-                out.failed += 1
-                out.notes.append(
-                    (
-                        p.row,
-                        note(
-                            p,
-                            self.columns,
-                            "name",
-                            "not imported: the earlier row it repeats was not imported",
-                            "not_found",
-                        ),
-                    )
-                )
-                continue
-            pairs.append((p, target))
+        pairs = update_targets(plans, self.columns, ctx, out)
         state: dict[int, dict[str, Any]] = {}
         columns = [getattr(Contact, c) for c in UPDATED_COLUMNS]
         for chunk in chunks(sorted({t for _, t in pairs}), IN_CHUNK):

@@ -39,6 +39,7 @@ from app.services.importer.plan import (
     WriteContext,
     note,
     plans_for,
+    update_targets,
 )
 from app.services.importer.references import TagInfo, resolve_owners, tags_by_name
 from app.services.importer.source import CleanRow
@@ -384,27 +385,7 @@ class CustomerImporter:
         if not plans:
             return
         uid, now = ctx.principal.user_id, ctx.now
-        pairs: list[tuple[RowPlan, int]] = []
-        for p in plans:
-            target = p.target
-            if target is None and p.ref is not None:
-                target = out.created_ids.get(p.ref, ctx.created_ids.get(p.ref))
-            if target is None:
-                out.failed += 1
-                out.notes.append(
-                    (
-                        p.row,
-                        note(
-                            p,
-                            self.columns,
-                            "name",
-                            "not imported: the earlier row it repeats was not imported",
-                            "not_found",
-                        ),
-                    )
-                )
-                continue
-            pairs.append((p, target))
+        pairs = update_targets(plans, self.columns, ctx, out)
         ids = sorted({cid for _, cid in pairs})
         state: dict[int, dict[str, Any]] = {}
         columns = [getattr(Customer, c) for c in UPDATED_COLUMNS]

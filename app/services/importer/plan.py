@@ -85,6 +85,29 @@ class ChunkOutcome:
     changed: Counter[int] = field(default_factory=Counter)
 
 
+def update_targets(
+    plans: Sequence[RowPlan],
+    columns: Mapping[str, int],
+    ctx: WriteContext,
+    out: ChunkOutcome,
+) -> list[tuple[RowPlan, int]]:
+    """Each updating row with the id of the record it updates: its duplicate, or the record an
+    earlier row of the file created (this chunk's or a committed one's). A row whose earlier row
+    was not imported fails, noted in ``out``."""
+    pairs: list[tuple[RowPlan, int]] = []
+    for p in plans:
+        target = p.target
+        if target is None and p.ref is not None:
+            target = out.created_ids.get(p.ref, ctx.created_ids.get(p.ref))
+        if target is None:
+            out.failed += 1
+            message = "not imported: the earlier row it repeats was not imported"
+            out.notes.append((p.row, note(p, columns, "name", message, "not_found")))
+            continue
+        pairs.append((p, target))
+    return pairs
+
+
 class EntityImporter(Protocol):
     """One entity's import. ``plan`` is called chunk after chunk, in processing order, and may
     keep what it learnt (earlier rows of the file, names it resolved) for the next chunks."""
