@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.live_server import served
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -72,12 +72,6 @@ def _kehu_command() -> list[str]:
             return [str(candidate)]
     found = shutil.which("kehu")
     return [found] if found else [sys.executable, "-m", "app.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -156,42 +150,8 @@ def app_url(app_env: dict[str, str]) -> Iterator[str]:
                 f"`kehu {command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
             )
 
-    port = _free_port()
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
-            [*kehu, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def server_log() -> str:
-        return log_path.read_text(errors="replace")[-4000:]
-
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the app exited with {server.returncode}:\n{server_log()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer /healthz in 60 s:\n{server_log()}")
-            time.sleep(0.3)
+    with served(kehu, env, tmp / "server.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.db import create_engine
+from tests.live_server import served
 
 pytestmark = pytest.mark.fuzz
 
@@ -69,12 +69,6 @@ def _tool(name: str) -> str:
     if found is None:
         pytest.skip(f"`{name}` is not installed (make setup installs the dev dependencies)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fresh_postgres_database(base_url: str) -> str:
@@ -128,38 +122,11 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if done.returncode != 0:
             pytest.fail(f"`kehu {' '.join(step)}` failed:\n{done.stdout}\n{done.stderr}")
 
-    port = _free_port()
     log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
-            [kehu, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the app exited with {server.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer /healthz in 60 s:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        yield url
+        with served([kehu], env, log_path) as url:
+            yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
         errors = [line for line in log_path.read_text(errors="replace").splitlines() if line]
         if errors:
             print("\n--- app log (warnings and errors) ---\n" + "\n".join(errors[-200:]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TEST_DB_URL
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo1234"
@@ -50,12 +50,6 @@ def eventually(
             return result
         assert time.monotonic() < deadline, f"condition not met in time; {seen()}"
         time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def kehu(env: dict[str, str], *args: str) -> str:
