@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.access import Principal, load_principal
+from app.access import Principal, PrincipalCache
 from app.config import Settings
 from app.db import READ_ONLY
 from app.errors import (
@@ -27,12 +27,16 @@ from app.services.analytics.frames import AnalyticsStore
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+# Every dependency here is ``async def``: FastAPI runs a plain ``def`` in its thread pool, a
+# thread hop per dependency per request.
+
+
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return maker
 
 
-def get_token_settings(request: Request) -> TokenSettings:
+async def get_token_settings(request: Request) -> TokenSettings:
     tokens: TokenSettings = request.app.state.token_settings
     return tokens
 
@@ -53,12 +57,12 @@ async def get_session(
         yield session
 
 
-def get_settings_of_app(request: Request) -> Settings:
+async def get_settings_of_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_analytics(request: Request) -> AnalyticsStore:
+async def get_analytics(request: Request) -> AnalyticsStore:
     store: AnalyticsStore = request.app.state.analytics
     return store
 
@@ -88,7 +92,8 @@ async def get_principal(
         user_id = int(claims["sub"])
     except (InvalidToken, ValueError) as exc:
         raise Unauthorized("invalid or expired token") from exc
-    principal = await load_principal(session, user_id)
+    principals: PrincipalCache = request.app.state.principals
+    principal = await principals.get(session, user_id)
     if principal is None:
         raise Unauthorized("invalid or expired token")
     request.state.principal = principal
@@ -101,7 +106,8 @@ async def _key_principal(
     """An API key's caller: its acting user, limited to the key's scopes."""
     now = utcnow()
     key = await api_keys.authenticate(session, token, now)
-    principal = await load_principal(session, key.acting_user_id) if key else None
+    principals: PrincipalCache = request.app.state.principals
+    principal = await principals.get(session, key.acting_user_id) if key else None
     if key is None or principal is None:
         raise Unauthorized("invalid, revoked or expired API key")
     address = request.client.host if request.client else None

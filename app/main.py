@@ -22,6 +22,7 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.access import PrincipalCache
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, database_unavailable
 from app.deps import api_guard
@@ -349,6 +350,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.rate_limiter = rate_limits.limiter_for(engine)
+    app.state.principals = PrincipalCache()
     app.state.token_settings = None
 
     install_handlers(app)

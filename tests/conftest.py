@@ -111,8 +111,10 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     app = request.getfixturevalue("app")
     app.state.analytics.clear()
     engine = app.state.engine
-    # system_settings holds what the app generated at start-up (VAPID keys): keep it.
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "system_settings"]
+    # system_settings holds what the app generated at start-up (VAPID keys), access_stamp what
+    # the app's principals were built under: keep them (emptying the other tables bumps it).
+    kept = ("system_settings", "access_stamp")
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in kept]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

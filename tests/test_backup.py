@@ -109,6 +109,27 @@ def test_restore_brings_the_data_back_and_keeps_the_replaced_database(live, tmp_
     assert len(kept) == 1 and ledger(kept[0]) == (2, 107)
 
 
+def test_a_restore_gives_the_data_an_access_stamp_no_running_app_has_seen(live, tmp_path):
+    def stamp(db: Path) -> int:
+        with sqlite3.connect(db) as connection:
+            return int(connection.execute("SELECT version FROM access_stamp").fetchone()[0])
+
+    saved = backup.backup(live, tmp_path / "saved.db")
+    with sqlite3.connect(live) as connection:  # roles change after the backup, twice
+        connection.execute(
+            "INSERT INTO roles (name, description, permissions, scopes, is_system,"
+            " created_at, updated_at, version) VALUES ('r', '', '[]', '{}', 0,"
+            " '2026-12-02', '2026-12-02', 1)"
+        )
+        connection.execute("UPDATE roles SET description = 'x'")
+    before = stamp(live)
+    assert before == stamp(saved.path) + 2
+
+    backup.restore(saved.path, live)
+
+    assert stamp(live) > before
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

@@ -48,9 +48,11 @@ from app.models.opportunity import (
     Target,
 )
 from app.models.org import (
+    AccessStamp,
     Department,
     IdempotencyRecord,
     LoginAttempt,
+    Owner,
     RefreshToken,
     Role,
     SystemSetting,
@@ -62,6 +64,7 @@ from app.models.privacy import PersonalDataLog, RoleFieldPermission
 from app.models.tag_rule import TagRule
 
 __all__ = [
+    "AccessStamp",
     "ApiKey",
     "AuditEvent",
     "ClaimCounter",
@@ -88,6 +91,7 @@ __all__ = [
     "OpportunityLine",
     "Order",
     "OrderLine",
+    "Owner",
     "OwnershipEvent",
     "Payment",
     "PaymentPlan",

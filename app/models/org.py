@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from app.db import Base
 from app.models.base import JSONType, TimestampMixin, UTCDateTime, VersionedMixin, utcnow
@@ -82,6 +83,11 @@ class User(TimestampMixin, VersionedMixin, Base):
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise")
 
 
+# A user joined as a row's owner, under a name of its own (so a scope filter's sub-select over
+# users stays uncorrelated). Built once: an alias is costly to build per query.
+Owner = aliased(User, name="owner")
+
+
 class RefreshToken(Base):
     """One issued refresh token. Tokens of one login form a family (a rotation chain)."""
 
@@ -136,3 +142,16 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AccessStamp(Base):
+    """One row whose ``version`` changes with every committed change to what a principal is
+    built from (users, roles, their field levels, departments, team members, pools and their
+    members): database triggers bump it (migration 0016), whatever wrote the change. A process
+    reuses a principal it built while the stamp it read then is still the stamp
+    (``app.access.PrincipalCache``)."""
+
+    __tablename__ = "access_stamp"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

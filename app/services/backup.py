@@ -118,6 +118,30 @@ def restore(backup_file: Path, target: Path, *, keep_current: bool = True) -> Ba
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         backup(target, target.with_name(f"{target.name}.before-restore-{stamp}"))
     target.parent.mkdir(parents=True, exist_ok=True)
+    previous = _access_stamp(target) if target.exists() else None
     with _connect(backup_file, read_only=True) as src, _connect(target) as dst:
         src.backup(dst)
+        if previous is not None:
+            _move_access_stamp_past(dst, previous)
     return BackupInfo(target, target.stat().st_size, info.revision, info.tables)
+
+
+def _access_stamp(path: Path) -> int | None:
+    try:
+        with _connect(path, read_only=True) as connection:
+            row = connection.execute("SELECT version FROM access_stamp WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError:  # no such table (a database from before migration 0016)
+        return None
+    return int(row[0]) if row else None
+
+
+def _move_access_stamp_past(connection: sqlite3.Connection, previous: int) -> None:
+    """A running app keeps principals built under the stamp it last read: give the restored
+    data a stamp no process has seen, so each builds them again (ADR 0012)."""
+    try:
+        with connection:
+            connection.execute(
+                "UPDATE access_stamp SET version = max(version, ?) + 1 WHERE id = 1", (previous,)
+            )
+    except sqlite3.OperationalError:  # the backup predates the stamp; migrate creates it
+        return

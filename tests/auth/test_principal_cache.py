@@ -1,0 +1,127 @@
+"""Principals are reused between requests while the access stamp stands, and never once what
+they were built from changed — whoever changed it, through the API or straight in the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text, update
+
+from app import access
+from app.models import AccessStamp, Role, User
+from app.models.base import utcnow
+from tests.factories import add_team_member, auth, make_customer, make_org
+
+
+@contextmanager
+def statements(app: Any) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def stamp(maker: Any) -> int:
+    async with maker() as session:
+        version: int = await session.scalar(select(AccessStamp.version))
+        return version
+
+
+async def test_a_second_request_reuses_the_principal(app, client, maker):
+    org = await make_org(maker)
+    customer = await make_customer(maker, org.rep_a)
+    headers = auth(app, org.rep_a)
+    with statements(app) as first:
+        assert (await client.get(f"/api/v1/customers/{customer.id}", headers=headers)).is_success
+    with statements(app) as second:
+        assert (await client.get(f"/api/v1/customers/{customer.id}", headers=headers)).is_success
+    built = [s for s in first if "FROM roles" in s or "FROM pools" in s]
+    assert len(built) == 2
+    assert not [s for s in second if "FROM roles" in s or "FROM pools" in s]
+    assert len(second) == len(first) - 5  # both read the stamp; the second builds nothing
+
+
+async def test_a_role_changed_in_the_database_counts_from_the_next_request(app, client, maker):
+    org = await make_org(maker)
+    theirs = await make_customer(maker, org.rep_b)
+    headers = auth(app, org.rep_a)
+    path = f"/api/v1/customers/{theirs.id}"
+    assert (await client.get(path, headers=headers)).status_code == 404
+    before = await stamp(maker)
+    async with maker() as session, session.begin():  # as another process would
+        await session.execute(
+            update(Role).where(Role.id == org.roles["rep"].id).values(scopes={"customer": "all"})
+        )
+    assert await stamp(maker) > before
+    assert (await client.get(path, headers=headers)).status_code == 200
+    async with maker() as session, session.begin():
+        await session.execute(
+            update(Role).where(Role.id == org.roles["rep"].id).values(scopes={"customer": "own"})
+        )
+    assert (await client.get(path, headers=headers)).status_code == 404
+    async with maker() as session, session.begin():
+        await session.execute(update(User).where(User.id == org.rep_a.id).values(is_active=False))
+    assert (await client.get(path, headers=headers)).status_code == 401
+
+
+async def test_a_team_membership_shared_through_the_api_counts_at_once(app, client, maker):
+    org = await make_org(maker)
+    theirs = await make_customer(maker, org.rep_b)
+    path = f"/api/v1/customers/{theirs.id}"
+    assert (await client.get(path, headers=auth(app, org.rep_a))).status_code == 404
+    shared = await client.post(
+        f"{path}/members",
+        json={"user_id": org.rep_a.id, "access": "read"},
+        headers=auth(app, org.rep_b),
+    )
+    assert shared.status_code == 201, shared.text
+    assert (await client.get(path, headers=auth(app, org.rep_a))).status_code == 200
+    removed = await client.delete(f"{path}/members/{org.rep_a.id}", headers=auth(app, org.rep_b))
+    assert removed.status_code == 204, removed.text
+    assert (await client.get(path, headers=auth(app, org.rep_a))).status_code == 404
+
+
+async def test_an_expiring_membership_ends_without_any_change(app, client, maker, monkeypatch):
+    org = await make_org(maker)
+    theirs = await make_customer(maker, org.rep_b)
+    expires = utcnow() + dt.timedelta(hours=1)
+    await add_team_member(maker, theirs, org.rep_a, expires_at=expires)
+    path = f"/api/v1/customers/{theirs.id}"
+    headers = auth(app, org.rep_a)
+    assert (await client.get(path, headers=headers)).status_code == 200
+    monkeypatch.setattr(access, "utcnow", lambda: expires + dt.timedelta(seconds=1))
+    assert (await client.get(path, headers=headers)).status_code == 404
+
+
+async def test_changes_elsewhere_leave_the_stamp_alone(app, client, maker):
+    org = await make_org(maker)
+    before = await stamp(maker)
+    created = await client.post(
+        "/api/v1/customers", json={"name": "杭州未触及有限公司"}, headers=auth(app, org.rep_a)
+    )
+    assert created.status_code == 201, created.text
+    assert await stamp(maker) == before
+
+
+async def test_one_transaction_moves_the_stamp_on_postgresql_once(app, maker):
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's row triggers bump per row; one writer at a time needs no more")
+    org = await make_org(maker)
+    before = await stamp(maker)
+    async with maker() as session, session.begin():
+        await session.execute(update(Role).values(description="x"))
+        await session.execute(update(User).where(User.id == org.rep_a.id).values(locale="en"))
+        # Deferred to the commit: not yet moved inside the transaction.
+        assert (await session.scalar(text("SELECT version FROM access_stamp"))) == before
+    assert await stamp(maker) == before + 1
