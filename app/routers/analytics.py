@@ -63,7 +63,7 @@ from app.services.analytics.value import (
 router = APIRouter(tags=["analytics"])
 
 
-def get_analysis(
+async def get_analysis(
     principal: CurrentPrincipal, session: SessionDep, store: AnalyticsDep, settings: SettingsDep
 ) -> service.Analysis:
     return service.Analysis(session, principal, store, settings.business_timezone)

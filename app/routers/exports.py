@@ -113,7 +113,7 @@ class FileRequest:
         )
 
 
-def file_request(
+async def file_request(
     principal: CurrentPrincipal,
     request: Request,
     maker: SessionMakerDep,

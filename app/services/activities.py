@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app import access
 from app.access import Principal
 from app.errors import Conflict, NotFound, ValidationFailed, field_error
-from app.models import Contact, Customer, FollowUp, Reminder, User, Visit
+from app.models import Contact, Customer, FollowUp, Owner, Reminder, User, Visit
 from app.models.base import utcnow
 from app.schemas.activity import (
     FollowUpCreate,
@@ -468,14 +467,13 @@ async def visit_views(session: AsyncSession, visits: Sequence[Visit]) -> list[di
     if not visits:
         return []
     ids = [v.id for v in visits]
-    owner = aliased(User)
     names = {
         vid: (customer_name, owner_name)
         for vid, customer_name, owner_name in (
             await session.execute(
-                select(Visit.id, Customer.name, owner.display_name)
+                select(Visit.id, Customer.name, Owner.display_name)
                 .join(Customer, Customer.id == Visit.customer_id)
-                .join(owner, owner.id == Visit.owner_id)
+                .join(Owner, Owner.id == Visit.owner_id)
                 .where(Visit.id.in_(ids))
             )
         ).all()

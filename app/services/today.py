@@ -8,12 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app import access
 from app.access import Principal
 from app.config import get_settings
-from app.models import Contact, Contract, Customer, Department, PaymentPlan, User, Visit
+from app.models import Contact, Contract, Customer, Department, Owner, PaymentPlan, User, Visit
 from app.models.base import utcnow
 from app.schemas.opportunity import from_cents
 from app.services import pools
@@ -190,13 +189,12 @@ async def contracts_today(
             .limit(LIST_LIMIT)
         )
     ).all()
-    owner = aliased(User)
     waiting = (
         await session.execute(
-            select(Contract, Customer.name, owner.display_name, Department.manager_id)
+            select(Contract, Customer.name, Owner.display_name, Department.manager_id)
             .join(Customer, Customer.id == Contract.customer_id)
-            .join(owner, owner.id == Contract.owner_id)
-            .outerjoin(Department, Department.id == owner.department_id)
+            .join(Owner, Owner.id == Contract.owner_id)
+            .outerjoin(Department, Department.id == Owner.department_id)
             .where(
                 Contract.status == "pending_approval",
                 Contract.owner_id != principal.user_id,
