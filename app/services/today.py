@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import access
@@ -39,6 +39,27 @@ def next_anniversary(day: dt.date, today: dt.date) -> dt.date:
         if candidate >= today:
             return candidate
     raise AssertionError("unreachable")
+
+
+def month_days_near(today: dt.date, ahead: int) -> list[str]:
+    """``MM-DD`` of the days from two before ``today`` to two after ``today + ahead`` (29 Feb
+    with 28 Feb): the dates whose anniversary may fall in the window, whatever the time zones of
+    the database session and the rep (they differ by two days at most). The exact window is
+    ``next_anniversary``'s, in Python, on the few rows these select."""
+    found: list[str] = []
+    for offset in range(-2, ahead + 3):
+        day = today + dt.timedelta(days=offset)
+        found.append(day.strftime("%m-%d"))
+        if (day.month, day.day) == (2, 28):
+            found.append("02-29")
+    return found
+
+
+def month_day(session: AsyncSession, column: Any) -> ColumnElement[str]:
+    """A date's or timestamp's ``MM-DD`` in SQL (in the session's time zone)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "MM-DD")
+    return func.strftime("%m-%d", column)
 
 
 def _brief(c: Customer) -> dict[str, Any]:
@@ -117,10 +138,14 @@ async def today(
                 }
             )
 
+    # A rep owns thousands of customers: only those whose dates fall near the window come back.
+    near = month_days_near(local_today, RELATIONSHIP_DAYS_AHEAD)
     for cid, name, birth, signed in (
         await session.execute(
             select(Customer.id, Customer.name, Customer.birth_date, Customer.signed_at).where(
-                *mine, (Customer.birth_date.is_not(None)) | (Customer.signed_at.is_not(None))
+                *mine,
+                month_day(session, Customer.birth_date).in_(near)
+                | month_day(session, Customer.signed_at).in_(near),
             )
         )
     ).all():
@@ -134,7 +159,11 @@ async def today(
         await session.execute(
             select(Contact.id, Contact.customer_id, Contact.name, Contact.birth_date)
             .join(Customer, Customer.id == Contact.customer_id)
-            .where(*mine, Contact.deleted_at.is_(None), Contact.birth_date.is_not(None))
+            .where(
+                *mine,
+                Contact.deleted_at.is_(None),
+                month_day(session, Contact.birth_date).in_(near),
+            )
         )
     ).all():
         if birth is not None and readable("contact.birth_date"):

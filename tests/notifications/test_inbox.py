@@ -240,6 +240,37 @@ async def test_today_gathers_the_reps_day(app, client, maker, org):
     assert body["visits"] == [] and body["reclaim_warnings"] == []
 
 
+async def test_today_finds_anniversaries_in_the_window_only(app, client, maker, org):
+    zone = dt.timezone(dt.timedelta(hours=8))
+    local_today = dt.datetime.now(dt.UTC).astimezone(zone).date()
+
+    def years_ago(days_ahead: int, years: int) -> dt.date:
+        day = local_today + dt.timedelta(days=days_ahead)
+        return day.replace(year=day.year - years, day=min(day.day, 28))
+
+    signed_day = years_ago(3, 2)
+    signed_at = dt.datetime.combine(signed_day, dt.time(0, 30), tzinfo=zone)  # 16:30 UTC before
+    signed = await make_customer(maker, org.rep_a, "签约两年", signed_at=signed_at)
+    await make_customer(maker, org.rep_a, "十天后生日", kind="person", birth_date=years_ago(10, 30))
+    await make_customer(maker, org.rep_a, "昨天生日", kind="person", birth_date=years_ago(-1, 30))
+    response = await client.get("/api/v1/today", headers=auth(app, org.rep_a))
+    assert response.status_code == 200, response.text
+    expected = (signed_day.replace(year=local_today.year) - local_today).days
+    if expected < 0:  # (the 28th stand-in fell before today: a year away)
+        expected = None
+    got = [(r["kind"], r["customer_id"], r["days_until"]) for r in response.json()["relationship"]]
+    assert got == ([("anniversary", signed.id, expected)] if expected is not None else [])
+
+
+def test_the_window_of_month_days_covers_time_zones_and_leap_days():
+    from app.services.today import month_days_near
+
+    near = month_days_near(dt.date(2027, 2, 25), 7)
+    assert near[0] == "02-23" and near[-1] == "03-06"
+    assert "02-29" in near and len(near) == 13  # 12 days and the leap day
+    assert "02-29" not in month_days_near(dt.date(2027, 6, 1), 7)
+
+
 async def test_vapid_keys_exist_from_the_first_start(app, db):
     from app.models import SystemSetting
 
