@@ -11,9 +11,12 @@ one of rep001..rep200, each on the same machine (2 cores) as the servers and Pos
 Phases, each ``--seconds`` long, after a warm-up:
 
 1. **mix** against the app: per rep, weighted — customer detail 6, list 4, search 2, today 2,
-   funnel 1, log a follow-up 1. Per endpoint: requests, throughput, p50/p95/p99, errors.
-2. **detail only** against the app, then the same ids against the raw endpoint: the ratio of
-   throughputs (target: the app ≥ 50 % of raw).
+   funnel 1, log a follow-up 1 — each rep pausing ``--think`` seconds on average (uniformly
+   half to one and a half times that) between actions, as a rep tapping through the app does.
+   Per endpoint: requests, throughput, p50/p95/p99, errors. ``--think 0`` hammers instead.
+2. **detail only** against the app, then the same ids against the raw endpoint, each rep
+   sending its next request as soon as the last is answered (no pause: the servers'
+   saturation throughput): the ratio of throughputs (target: the app ≥ 50 % of raw).
 
     .venv/bin/python bench/load.py --workers 1 --users 50 --seconds 30
     .venv/bin/python bench/load.py --workers 2 --users 50 --seconds 30
@@ -47,7 +50,8 @@ from app.security import TokenSettings, create_access_token  # noqa: E402
 
 DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kehu_bench_analytics"
 SECRET = "bench-load-secret-" + "x" * 32
-FIRST_REP_ID = 6  # admin 1, four managers 2..5, rep001 = 6 (bench/analytics_data.py)
+ADMIN_ID = 1  # admin 1, four managers 2..5, rep001 = 6 (bench/analytics_data.py)
+FIRST_REP_ID = 6
 MIX: list[tuple[str, int]] = [
     ("detail", 6),
     ("list", 4),
@@ -79,15 +83,19 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     raise SystemExit(f"{command} did not start")
 
 
-def tokens(users: int) -> list[tuple[int, str]]:
+def token_settings() -> TokenSettings:
     defaults = Settings(secret_key=SECRET)
-    settings = TokenSettings(
+    return TokenSettings(
         secret=SECRET,
         issuer=defaults.jwt_issuer,
         audience=defaults.jwt_audience,
         access_ttl=dt.timedelta(hours=2),
         refresh_ttl=dt.timedelta(days=1),
     )
+
+
+def tokens(users: int) -> list[tuple[int, str]]:
+    settings = token_settings()
     reps = [FIRST_REP_ID + i for i in range(200)]
     random.Random(7).shuffle(reps)  # noqa: S311 (a load mix, not secrets)
     return [(r, create_access_token(settings, r)) for r in reps[:users]]
@@ -131,7 +139,12 @@ class Recorder:
 
 
 async def rep_session(
-    base: str, token: tuple[int, str], until: float, recorder: Recorder, mix: list[str]
+    base: str,
+    token: tuple[int, str],
+    until: float,
+    recorder: Recorder,
+    mix: list[str],
+    think: float,
 ) -> None:
     _, bearer = token
     headers = {"Authorization": f"Bearer {bearer}"}
@@ -164,15 +177,37 @@ async def rep_session(
             ),
         }
         while time.monotonic() < until:
+            if think:
+                await asyncio.sleep(rng.uniform(think / 2, think * 1.5))
             await actions[rng.choice(mix)]()
 
 
-async def drive(base: str, users: list[tuple[int, str]], seconds: float, mix: list[str]) -> Any:
+async def drive(
+    base: str, users: list[tuple[int, str]], seconds: float, mix: list[str], think: float
+) -> Any:
     recorder = Recorder()
     until = time.monotonic() + seconds
     started = time.monotonic()
-    await asyncio.gather(*(rep_session(base, u, until, recorder, mix) for u in users))
+    await asyncio.gather(*(rep_session(base, u, until, recorder, mix, think) for u in users))
     return recorder.report(time.monotonic() - started)
+
+
+def ensure_pipeline(base: str, admin_token: str) -> None:
+    """The funnel needs a pipeline; the analytics dataset has none (it has no opportunities)."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    if httpx.get(f"{base}/api/v1/pipelines", headers=headers).json():
+        return
+    stages = [
+        {"name": "初步接洽", "probability": 10},
+        {"name": "需求确认", "probability": 40},
+        {"name": "方案报价", "probability": 70},
+    ]
+    created = httpx.post(
+        f"{base}/api/v1/pipelines",
+        json={"name": "标准销售流程", "is_default": True, "stages": stages},
+        headers=headers,
+    )
+    created.raise_for_status()
 
 
 async def rep_customer_ids(base: str, users: list[tuple[int, str]]) -> dict[int, list[int]]:
@@ -233,6 +268,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--think", type=float, default=1.0, help="mean pause between actions")
     args = parser.parse_args()
 
     env = {
@@ -255,13 +291,15 @@ def main() -> None:
         users = tokens(args.users)
         mix = [name for name, weight in MIX for _ in range(weight)]
         app_url, raw_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{raw_port}"
+        ensure_pipeline(app_url, create_access_token(token_settings(), ADMIN_ID))
         load = os.getloadavg()[0]
         print(
-            f"{args.users} reps, {args.workers} worker(s), {args.seconds:.0f} s a phase;"
-            f" load {load:.1f}"
+            f"{args.users} reps, {args.workers} worker(s), {args.seconds:.0f} s a phase,"
+            f" {args.think:g} s think time in the mix; load {load:.1f}"
         )
-        asyncio.run(drive(app_url, users, 5, mix))  # warm-up
-        print("\nmix (app)\n" + table(asyncio.run(drive(app_url, users, args.seconds, mix))))
+        asyncio.run(drive(app_url, users, 5, mix, args.think))  # warm-up
+        mixed = asyncio.run(drive(app_url, users, args.seconds, mix, args.think))
+        print("\nmix (app)\n" + table(mixed))
         ids = asyncio.run(rep_customer_ids(app_url, users))
         app_detail = asyncio.run(detail_only(app_url, users, ids, args.seconds, raw=False))
         raw_detail = asyncio.run(detail_only(raw_url, users, ids, args.seconds, raw=True))
