@@ -10,6 +10,7 @@ from sqlalchemy import Index, MetaData, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,9 +85,20 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             dbapi_connection.isolation_level = None
 
         return engine
-    return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine.sync_engine, "checkout", _closed_connections_are_stale)
+    return engine
+
+
+def _closed_connections_are_stale(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed (a restart, a terminated backend) is replaced at
+    checkout, before a request uses it: asyncpg notices the closed socket while the connection
+    sits in the pool, so this costs no round trip. (SQLAlchemy's ``pool_pre_ping`` costs three
+    with asyncpg — BEGIN, a ping, ROLLBACK — on every checkout.) A connection lost without the
+    server closing it fails its first statement instead: that request gets a 503 and the pool
+    is invalidated (``database_unavailable``)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this pooled connection")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

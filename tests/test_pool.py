@@ -1,0 +1,37 @@
+"""Pooled connections the database closed are replaced before a request uses them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.factories import auth, make_org
+
+
+async def test_a_connection_the_database_closed_is_replaced_before_use(app, client, maker):
+    engine = app.state.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to close connections")
+    org = await make_org(maker)
+    headers = auth(app, org.rep_a)
+    # Several requests at once: the pool holds several connections afterwards.
+    answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(4)))
+    assert all(a.status_code == 200 for a in answers)
+    assert engine.pool.checkedin() >= 2
+    url = make_url(engine.url).set(drivername="postgresql")
+    killer = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        killed = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        )
+    finally:
+        await killer.close()
+    assert killed >= 2
+    await asyncio.sleep(0.3)  # the closed sockets reach the pooled connections
+    answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
