@@ -4,32 +4,15 @@ they were built from changed — whoever changed it, through the API or straight
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 
 from app import access
 from app.models import AccessStamp, Role, User
 from app.models.base import utcnow
-from tests.factories import add_team_member, auth, make_customer, make_org
-
-
-@contextmanager
-def statements(app: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.factories import add_team_member, auth, count_statements, make_customer, make_org
 
 
 async def stamp(maker: Any) -> int:
@@ -42,9 +25,9 @@ async def test_a_second_request_reuses_the_principal(app, client, maker):
     org = await make_org(maker)
     customer = await make_customer(maker, org.rep_a)
     headers = auth(app, org.rep_a)
-    with statements(app) as first:
+    with count_statements(app.state.engine) as first:
         assert (await client.get(f"/api/v1/customers/{customer.id}", headers=headers)).is_success
-    with statements(app) as second:
+    with count_statements(app.state.engine) as second:
         assert (await client.get(f"/api/v1/customers/{customer.id}", headers=headers)).is_success
     built = [s for s in first if "FROM roles" in s or "FROM pools" in s]
     assert len(built) == 2

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from app.models import CustomerTag
-from tests.factories import auth, make_contact, make_customer, make_org
+from tests.factories import auth, count_statements, make_contact, make_customer, make_org
 
 WEST_LAKE = (30.2425, 120.1487)  # 杭州 西湖
 
@@ -271,21 +269,6 @@ async def test_limit_is_bounded_and_bad_cursor_rejected(app, client, org):
     ).status_code == 422
 
 
-@contextmanager
-def count_statements(engine):
-    statements: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before)
-
-
 async def test_list_page_costs_the_same_statements_for_5_or_50_rows(app, client, maker, org, db):
     admin = auth(app, org.admin)
     group = (await client.post("/api/v1/tag-groups", json={"name": "特征"}, headers=admin)).json()
@@ -311,7 +294,7 @@ async def test_list_page_costs_the_same_statements_for_5_or_50_rows(app, client,
             len(c["tags"]) == 1 and c["owner"]["display_name"] for c in response.json()["items"]
         )
         counts[limit] = len(statements)
-    # The access stamp (the principal is reused), the page, its tags (and SQLite's BEGIN).
+    # The access stamp (the principal is reused), the page, its tags.
     assert counts[5] == counts[50] <= 4, counts
 
 
