@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -345,9 +345,6 @@ class PrincipalCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return principal
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 async def users_field_levels(
@@ -707,6 +704,12 @@ def _live(model: type[Any], record_id: int) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def select_readable(principal: Principal, model: type[M], record_id: int) -> Select[M]:
+    """The live record by id, within the principal's read scope (add columns and joins to it;
+    no row means NotFound, as ``get_readable`` answers)."""
+    return select(model).where(*_live(model, record_id), readable(principal, model))
+
+
 async def get_readable(
     session: AsyncSession,
     principal: Principal,
@@ -716,7 +719,7 @@ async def get_readable(
     options: Sequence[ExecutableOption] = (),
 ) -> M:
     """The live record if the principal may read it; otherwise NotFound (as if absent)."""
-    stmt = select(model).where(*_live(model, record_id), readable(principal, model))
+    stmt = select_readable(principal, model, record_id)
     if options:
         stmt = stmt.options(*options)
     record = await session.scalar(stmt)

@@ -118,19 +118,18 @@ def restore(backup_file: Path, target: Path, *, keep_current: bool = True) -> Ba
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         backup(target, target.with_name(f"{target.name}.before-restore-{stamp}"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    previous = _access_stamp(target) if target.exists() else None
     with _connect(backup_file, read_only=True) as src, _connect(target) as dst:
+        previous = _access_stamp(dst)
         src.backup(dst)
         if previous is not None:
             _move_access_stamp_past(dst, previous)
     return BackupInfo(target, target.stat().st_size, info.revision, info.tables)
 
 
-def _access_stamp(path: Path) -> int | None:
+def _access_stamp(connection: sqlite3.Connection) -> int | None:
     try:
-        with _connect(path, read_only=True) as connection:
-            row = connection.execute("SELECT version FROM access_stamp WHERE id = 1").fetchone()
-    except sqlite3.DatabaseError:  # no such table (a database from before migration 0016)
+        row = connection.execute("SELECT version FROM access_stamp WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:  # no such table: a new file, or one from before 0016
         return None
     return int(row[0]) if row else None
 

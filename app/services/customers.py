@@ -203,13 +203,9 @@ async def get_customer(
     """The customer if the principal may read it (with its owner's name, in one query)."""
     row = (
         await session.execute(
-            select(Customer, Owner.display_name)
+            access.select_readable(principal, Customer, customer_id)
+            .add_columns(Owner.display_name)
             .outerjoin(Owner, Owner.id == Customer.owner_id)
-            .where(
-                Customer.id == customer_id,
-                Customer.deleted_at.is_(None),
-                access.readable(principal, Customer),
-            )
         )
     ).first()
     if row is None:
