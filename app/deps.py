@@ -41,16 +41,14 @@ async def get_token_settings(request: Request) -> TokenSettings:
     return tokens
 
 
-async def get_session(
-    request: Request,
-    maker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
-) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: committed when the handler returns, rolled back on error.
 
     Declared with ``scope="function"`` so the commit happens before the response is sent: a client
     never sees success for a change that did not commit. Safe methods read without taking
     SQLite's write lock (a no-op on PostgreSQL).
     """
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session, session.begin():
         if request.method in ("GET", "HEAD"):
             await session.connection(execution_options=READ_ONLY)
@@ -77,18 +75,18 @@ TokenSettingsDep = Annotated[TokenSettings, Depends(get_token_settings)]
 async def get_principal(
     request: Request,
     session: SessionDep,
-    maker: SessionMakerDep,
-    tokens: TokenSettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
+    # The app's state is read here rather than through dependencies of its own: every request
+    # solves this, and each dependency costs FastAPI's solving a little.
     if not token:
         raise Unauthorized("missing bearer token")
     if api_keys.is_api_key(token):
-        by_key = await _key_principal(request, session, maker, token)
+        by_key = await _key_principal(request, session, request.app.state.sessionmaker, token)
         request.state.principal = by_key
         return by_key
     try:
-        claims = decode_access_token(tokens, token)
+        claims = decode_access_token(request.app.state.token_settings, token)
         user_id = int(claims["sub"])
     except (InvalidToken, ValueError) as exc:
         raise Unauthorized("invalid or expired token") from exc

@@ -127,22 +127,20 @@ class CustomerView:
 
 
 def _active_tags_statement() -> Select[Any]:
+    # Core tables, not the mapped classes: run on the connection, the statement skips the ORM's
+    # execution path (nothing here is an entity).
+    ct, tag, group = CustomerTag.__table__.c, Tag.__table__.c, TagGroup.__table__.c
     assigned = (
-        select(CustomerTag.customer_id, CustomerTag.tag_id)
-        .where(
-            CustomerTag.customer_id.in_(bindparam("ids", expanding=True)),
-            CustomerTag.removed_at.is_(None),
-        )
+        select(ct.customer_id, ct.tag_id)
+        .where(ct.customer_id.in_(bindparam("ids", expanding=True)), ct.removed_at.is_(None))
         .cte("page_tags")
         .prefix_with("MATERIALIZED")
     )
     return (
-        select(
-            assigned.c.customer_id, Tag.id, Tag.name, Tag.group_id, TagGroup.name, TagGroup.color
-        )
-        .join(Tag, Tag.id == assigned.c.tag_id)
-        .join(TagGroup, TagGroup.id == Tag.group_id)
-        .order_by(TagGroup.position, TagGroup.id, Tag.position, Tag.id)
+        select(assigned.c.customer_id, tag.id, tag.name, tag.group_id, group.name, group.color)
+        .join(Tag.__table__, tag.id == assigned.c.tag_id)
+        .join(TagGroup.__table__, group.id == tag.group_id)
+        .order_by(group.position, group.id, tag.position, tag.id)
     )
 
 
@@ -163,7 +161,7 @@ async def active_tags(
     result: dict[int, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return result
-    rows = await session.execute(_ACTIVE_TAGS, {"ids": list(customer_ids)})
+    rows = await (await session.connection()).execute(_ACTIVE_TAGS, {"ids": list(customer_ids)})
     for customer_id, tag_id, name, group_id, group_name, color in rows.all():
         result[customer_id].append(
             {
