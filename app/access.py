@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
+from sqlalchemy.sql.elements import BindParameter
 
 from app.errors import Forbidden, NotFound
 from app.models import (
@@ -181,6 +182,8 @@ class Principal:
     # user's own rights (``services.api_keys``). None for the user's own sign-in.
     key_scopes: frozenset[str] | None = None
     api_key_id: int | None = None
+    # Statements built for this principal (``built_for``); not copied by dataclasses.replace.
+    statements: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -696,7 +699,7 @@ def writable(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
 M = TypeVar("M")
 
 
-def _live(model: type[Any], record_id: int) -> list[ColumnElement[bool]]:
+def _live(model: type[Any], record_id: int | BindParameter[int]) -> list[ColumnElement[bool]]:
     """The record by id, unless soft-deleted (for models that can be)."""
     conditions = [model.id == record_id]
     if hasattr(model, "deleted_at"):
@@ -704,10 +707,33 @@ def _live(model: type[Any], record_id: int) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def select_readable(principal: Principal, model: type[M], record_id: int) -> Select[M]:
+def select_readable(
+    principal: Principal, model: type[M], record_id: int | BindParameter[int]
+) -> Select[M]:
     """The live record by id, within the principal's read scope (add columns and joins to it;
-    no row means NotFound, as ``get_readable`` answers)."""
+    no row means NotFound, as ``get_readable`` answers). ``record_id`` may be a bind parameter,
+    for a statement kept by ``built_for``."""
     return select(model).where(*_live(model, record_id), readable(principal, model))
+
+
+S = TypeVar("S")
+
+
+def built_for(principal: Principal, name: str, build: Callable[[], S]) -> S:
+    """``build()``, kept on the principal under ``name`` and reused by its later requests.
+
+    For statements whose only per-request values are bind parameters. A principal is rebuilt
+    whenever anything its scope filters are built from changes (ADR 0012), so a statement built
+    from it stays right as long as it does. Building a scope filter and its cache key on every
+    request was a tenth of a customer read. The one filter that reads the clock — unexpired
+    team memberships, when there are too many to inline as ids — is built afresh every time.
+    """
+    if principal.team_read_ids is None or principal.team_write_ids is None:
+        return build()
+    kept = principal.statements.get(name)
+    if kept is None:
+        kept = principal.statements[name] = build()
+    return kept
 
 
 async def get_readable(

@@ -199,13 +199,16 @@ async def get_customer(
     session: AsyncSession, principal: Principal, customer_id: int
 ) -> CustomerView:
     """The customer if the principal may read it (with its owner's name, in one query)."""
-    row = (
-        await session.execute(
-            access.select_readable(principal, Customer, customer_id)
+    statement = access.built_for(
+        principal,
+        "customer detail",
+        lambda: (
+            access.select_readable(principal, Customer, bindparam("record_id"))
             .add_columns(Owner.display_name)
             .outerjoin(Owner, Owner.id == Customer.owner_id)
-        )
-    ).first()
+        ),
+    )
+    row = (await session.execute(statement, {"record_id": customer_id})).first()
     if row is None:
         raise NotFound(f"customer {customer_id} not found")
     customer, owner_name = row

@@ -3,6 +3,7 @@ they were built from changed — whoever changed it, through the API or straight
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -108,3 +109,58 @@ async def test_one_transaction_moves_the_stamp_on_postgresql_once(app, maker):
         # Deferred to the commit: not yet moved inside the transaction.
         assert (await session.scalar(text("SELECT version FROM access_stamp"))) == before
     assert await stamp(maker) == before + 1
+
+
+async def test_the_detail_statement_is_built_once_per_principal(app, client, maker):
+    org = await make_org(maker)
+    first = await make_customer(maker, org.rep_a)
+    second = await make_customer(maker, org.rep_a)
+    theirs = await make_customer(maker, org.rep_b)
+    headers = auth(app, org.rep_a)
+    assert (await client.get(f"/api/v1/customers/{first.id}", headers=headers)).is_success
+    principal = app.state.principals._entries[org.rep_a.id][1]
+    kept = principal.statements["customer detail"]
+
+    again = await client.get(f"/api/v1/customers/{second.id}", headers=headers)
+    assert again.json()["id"] == second.id  # the id is a parameter, not part of the statement
+    assert app.state.principals._entries[org.rep_a.id][1].statements["customer detail"] is kept
+    refused = await client.get(f"/api/v1/customers/{theirs.id}", headers=headers)
+    assert refused.status_code == 404  # and the scope still applies
+
+
+async def test_a_rebuilt_principal_starts_without_statements(app, client, maker):
+    org = await make_org(maker)
+    theirs = await make_customer(maker, org.rep_b)
+    headers = auth(app, org.rep_a)
+    url = f"/api/v1/customers/{theirs.id}"
+    assert (await client.get(url, headers=headers)).status_code == 404
+    await add_team_member(maker, theirs, org.rep_a)  # bumps the stamp
+    assert (await client.get(url, headers=headers)).status_code == 200
+
+
+def test_statements_are_not_kept_when_the_filter_reads_the_clock() -> None:
+    principal = access.Principal(
+        user_id=1,
+        username="rep",
+        display_name="Rep",
+        department_id=None,
+        department_path=None,
+        managed_paths=(),
+        permissions=frozenset(),
+    )
+    built: list[object] = []
+
+    def build() -> object:
+        built.append(object())
+        return built[-1]
+
+    assert access.built_for(principal, "s", build) is access.built_for(principal, "s", build)
+    assert len(built) == 1
+    # dataclasses.replace (an API key acting as the user) starts a memory of its own
+    assert dataclasses.replace(principal, api_key_id=7).statements == {}
+
+    # Too many team memberships to inline: the filter compares expiries with now.
+    many = dataclasses.replace(principal, team_read_ids=None)
+    access.built_for(many, "s", build)
+    access.built_for(many, "s", build)
+    assert len(built) == 3 and many.statements == {}
