@@ -185,6 +185,12 @@ class Principal:
     # Statements built for this principal (``built_for``); not copied by dataclasses.replace.
     statements: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @property
+    def filters_read_the_clock(self) -> bool:
+        """Its scope filters compare team memberships' expiries with now (too many to inline
+        as ids, ``_team_member``): a statement built from them holds for one request only."""
+        return self.team_read_ids is None or self.team_write_ids is None
+
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
@@ -728,7 +734,7 @@ def built_for(principal: Principal, name: str, build: Callable[[], S]) -> S:
     request was a tenth of a customer read. The one filter that reads the clock — unexpired
     team memberships, when there are too many to inline as ids — is built afresh every time.
     """
-    if principal.team_read_ids is None or principal.team_write_ids is None:
+    if principal.filters_read_the_clock:
         return build()
     kept = principal.statements.get(name)
     if kept is None:

@@ -85,6 +85,11 @@ class InvalidToken(Exception):
     pass
 
 
+# Claims of access tokens verified in full, by (settings, token); oldest first seen dropped first.
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[TokenSettings, str], dict[str, Any]] = {}
+
+
 def decode_access_token(settings: TokenSettings, token: str) -> dict[str, Any]:
     """The claims of a valid access token, else ``InvalidToken``.
 
@@ -104,10 +109,6 @@ def decode_access_token(settings: TokenSettings, token: str) -> dict[str, Any]:
     if claims["exp"] <= time.time():
         raise InvalidToken("Signature has expired")
     return dict(claims)
-
-
-_VERIFIED_MAX = 4096
-_verified: dict[tuple[TokenSettings, str], dict[str, Any]] = {}
 
 
 def _verify_access_token(settings: TokenSettings, token: str) -> dict[str, Any]:

@@ -231,6 +231,11 @@ async def rep_customer_ids(base: str, users: list[tuple[int, str]]) -> dict[int,
     return found
 
 
+def detail_path(customer: int, user_id: int, raw: bool) -> str:
+    """A customer's detail on the app, or on the raw endpoint (which takes the owner in scope)."""
+    return f"/raw/customers/{customer}?owner={user_id}" if raw else f"/api/v1/customers/{customer}"
+
+
 async def detail_only(
     base: str, users: list[tuple[int, str]], ids: dict[int, list[int]], seconds: float, raw: bool
 ) -> Any:
@@ -244,12 +249,7 @@ async def detail_only(
         headers = {"Authorization": f"Bearer {bearer}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
             while time.monotonic() < until:
-                customer = rng.choice(ids[user_id])
-                path = (
-                    f"/raw/customers/{customer}?owner={user_id}"
-                    if raw
-                    else f"/api/v1/customers/{customer}"
-                )
+                path = detail_path(rng.choice(ids[user_id]), user_id, raw)
                 await recorder.timed("customer detail", client.get(path), (200,))
 
     await asyncio.gather(*(one(u, b) for u, b in users if ids.get(u)))
@@ -286,12 +286,7 @@ def detail_with_wrk(
     lines = []
     for user_id, bearer in users:
         for customer in ids.get(user_id, []):
-            path = (
-                f"/raw/customers/{customer}?owner={user_id}"
-                if raw
-                else f"/api/v1/customers/{customer}"
-            )
-            lines.append(f'  {{"{path}", "Bearer {bearer}"}},')
+            lines.append(f'  {{"{detail_path(customer, user_id, raw)}", "Bearer {bearer}"}},')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % "\n".join(lines))
     try:
