@@ -63,6 +63,7 @@ from app.routers import (
     api_keys as api_keys_router,
 )
 from app.routers import webhooks as webhooks_router
+from app.routers.common import API_PREFIX
 from app.security import TokenSettings
 from app.services import api_keys, inbox_signal, rate_limits
 from app.services.analytics.frames import AnalyticsStore
@@ -70,7 +71,6 @@ from app.services.auth import ensure_secret_key
 from app.services.notifications import vapid_keys
 
 log = logging.getLogger("kehu")
-API_PREFIX = "/api/v1"
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
 from app.models import FollowUp, Visit
-from app.routers.common import ETAG_HEADER, WITH_ETAG, QueryDateTime, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, ApiRouter, QueryDateTime, problems, set_etag
 from app.schemas.activity import (
     FollowUpCreate,
     FollowUpOut,
@@ -24,7 +24,7 @@ from app.schemas.activity import (
 from app.schemas.common import Page
 from app.services import activities as service
 
-router = APIRouter(tags=["activities"])
+router = ApiRouter(tags=["activities"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 

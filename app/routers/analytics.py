@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from app.access import get_readable
 from app.deps import AnalyticsDep, CurrentPrincipal, SessionDep, SettingsDep
 from app.errors import ValidationFailed, field_error
 from app.models import Customer
 from app.models.base import utcnow
-from app.routers.common import QueryDate, problems
+from app.routers.common import ApiRouter, QueryDate, problems
 from app.schemas.analytics import (
     BasketOut,
     DimensionOut,
@@ -60,7 +60,7 @@ from app.services.analytics.value import (
     value_matrix,
 )
 
-router = APIRouter(tags=["analytics"])
+router = ApiRouter(tags=["analytics"])
 
 
 async def get_analysis(

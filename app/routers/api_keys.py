@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from app.access import Principal
 from app.deps import SessionDep, require
-from app.routers.common import problems
+from app.routers.common import ApiRouter, problems
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.services import api_keys as service
 
-router = APIRouter(tags=["integrations"])
+router = ApiRouter(tags=["integrations"])
 Admin = Annotated[Principal, Depends(require("integration.manage"))]
 
 

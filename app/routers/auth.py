@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
 from app.config import get_settings
 from app.deps import CurrentPrincipal, SessionDep, SessionMakerDep, TokenSettingsDep
 from app.models import Department, Role, User
-from app.routers.common import problems
+from app.routers.common import ApiRouter, problems
 from app.schemas.auth import MeOut, RefreshIn, RoleRef, TokenOut
 from app.services import auth as auth_service
 
-router = APIRouter(tags=["auth"])
+router = ApiRouter(tags=["auth"])
 
 
 def _client_address(request: Request) -> str:

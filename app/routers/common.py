@@ -1,4 +1,4 @@
-"""Bits every router uses: documented problem responses and ETag helpers."""
+"""Bits every router uses: the router class, documented problem responses and ETag helpers."""
 
 from __future__ import annotations
 
@@ -6,10 +6,66 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import APIRouter, Response
 from pydantic import BeforeValidator
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from app.deps import etag_for
+
+API_PREFIX = "/api/v1"
+
+
+class ApiRouter(APIRouter):
+    """A router of the API, included in the app at ``API_PREFIX``, that declines a request at
+    once when none of its routes starts with the request path's first segment after the prefix.
+
+    FastAPI tries every route of every included router in turn, a few microseconds each, until
+    one matches: a route of the 20th router was reached after some 190 others, about a
+    millisecond a request (ADR 0013). Declining by first segment leaves the order, and so which
+    route answers, as it was: a router whose routes could match the path is still asked.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Computed on first use and again whenever routes were added since.
+        self._heads: tuple[int, frozenset[str] | None] = (-1, None)
+
+    def heads(self) -> frozenset[str] | None:
+        """The first path segments of this router's routes; None when one starts with a
+        parameter (it may match any path)."""
+        counted, heads = self._heads
+        if counted != len(self.routes):
+            heads = _first_segments(self.routes)
+            self._heads = (len(self.routes), heads)
+        return heads
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        heads = self.heads()
+        if heads is not None:
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if not path.startswith(API_PREFIX + "/"):
+                return Match.NONE, {}
+            if path[len(API_PREFIX) + 1 :].partition("/")[0] not in heads:
+                return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _first_segments(routes: list[BaseRoute]) -> frozenset[str] | None:
+    heads = set()
+    for route in routes:
+        path = getattr(route, "path", None)
+        if path is None:
+            return None
+        head = path.lstrip("/").partition("/")[0]
+        if "{" in head:
+            return None
+        heads.add(head)
+    return frozenset(heads)
+
 
 _DESCRIPTIONS = {
     400: "Bad request",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
-from app.routers.common import WITH_ETAG, problems, set_etag
+from app.routers.common import WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.config import (
     CustomFieldCreate,
     CustomFieldOut,
@@ -22,7 +22,7 @@ from app.schemas.config import (
 )
 from app.services import config as service
 
-router = APIRouter(tags=["configuration"])
+router = ApiRouter(tags=["configuration"])
 Admin = Annotated[Principal, Depends(require("config.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
-from app.routers.common import ETAG_HEADER, problems, set_etag
+from app.routers.common import ETAG_HEADER, ApiRouter, problems, set_etag
 from app.schemas.customer import ContactOut, ContactUpdate
 from app.services import contacts as service
 
-router = APIRouter(prefix="/contacts", tags=["contacts"])
+router = ApiRouter(prefix="/contacts", tags=["contacts"])
 
 
 @router.get(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
 from app.models import Contract
-from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.common import Page
 from app.schemas.contract import (
     ContractCreate,
@@ -27,7 +27,7 @@ from app.schemas.contract import (
 from app.schemas.opportunity import from_cents
 from app.services import contracts as service
 
-router = APIRouter(tags=["contracts"])
+router = ApiRouter(tags=["contracts"])
 ConfigAdmin = Annotated[Principal, Depends(require("config.manage"))]
 TRANSITION_RESPONSES = problems(403, 404, 409, 412, 428)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
 from app.errors import ValidationFailed, field_error
-from app.routers.common import ETAG_HEADER, QueryDateTime, problems, set_etag
+from app.routers.common import ETAG_HEADER, ApiRouter, QueryDateTime, problems, set_etag
 from app.schemas.common import Page
 from app.schemas.customer import (
     ContactCreate,
@@ -28,7 +28,7 @@ from app.services import contacts as contact_service
 from app.services import customers as service
 from app.services.customers import SORT_CHOICES, CustomerQuery
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = ApiRouter(prefix="/customers", tags=["customers"])
 
 
 async def customer_out(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, SessionDep, require
-from app.routers.common import QueryDate, problems
+from app.routers.common import ApiRouter, QueryDate, problems
 from app.schemas.activity import BriefOut, RankingOut, TargetIn, TargetOut, TrendOut
 from app.services import dashboard as service
 
-router = APIRouter(tags=["dashboard"])
+router = ApiRouter(tags=["dashboard"])
 Manager = Annotated[Principal, Depends(require("target.manage"))]
 
 

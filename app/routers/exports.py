@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,7 @@ from app.access import Principal
 from app.deps import CurrentPrincipal, SessionDep, SessionMakerDep, SettingsDep
 from app.errors import ValidationFailed, field_error
 from app.models.base import utcnow
-from app.routers.common import QueryDateTime, problems
+from app.routers.common import ApiRouter, QueryDateTime, problems
 from app.routers.customers import customer_query
 from app.schemas.contract import ContractOut, ContractStatus
 from app.schemas.customer import CustomerOut
@@ -25,10 +25,10 @@ from app.services.exports import MEDIA_TYPES, Column, Export, Format, Lang, csv_
 from app.services.imports import Entity, import_fields
 
 # One router per resource: an API key needs that resource's read scope (app.main, KEY_SCOPES).
-customer_exports = APIRouter(tags=["exports"])
-opportunity_exports = APIRouter(tags=["exports"])
-contract_exports = APIRouter(tags=["exports"])
-order_exports = APIRouter(tags=["exports"])
+customer_exports = ApiRouter(tags=["exports"])
+opportunity_exports = ApiRouter(tags=["exports"])
+contract_exports = ApiRouter(tags=["exports"])
+order_exports = ApiRouter(tags=["exports"])
 
 FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {

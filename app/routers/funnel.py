@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from app.deps import CurrentPrincipal, SessionDep
-from app.routers.common import QueryDate, problems
+from app.routers.common import ApiRouter, QueryDate, problems
 from app.schemas.opportunity import ForecastOut, FunnelOut, MovementOut
 from app.services import funnel as service
 
-router = APIRouter(tags=["funnel"])
+router = ApiRouter(tags=["funnel"])
 
 
 @router.get(

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
+from fastapi import BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from app.config import Settings
 from app.deps import CurrentPrincipal, SessionDep, SessionMakerDep, SettingsDep
-from app.routers.common import problems
+from app.routers.common import ApiRouter, problems
 from app.schemas.imports import (
     DuplicatePolicy,
     ImportEntity,
@@ -23,7 +23,7 @@ from app.services.importer import runs as service
 from app.services.importer.source import parse_mapping
 from app.services.imports import iter_csv
 
-router = APIRouter(tags=["imports"])
+router = ApiRouter(tags=["imports"])
 
 UPLOAD_PATH = "/api/v1/imports"
 # Room for the multipart framing and the other form fields around the file.

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, SessionDep, require
-from app.routers.common import WITH_ETAG, problems
+from app.routers.common import WITH_ETAG, ApiRouter, problems
 from app.routers.customers import customer_out
 from app.schemas.common import Page
 from app.schemas.customer import CustomerOut
@@ -27,7 +27,7 @@ from app.schemas.lifecycle import (
 )
 from app.services import lifecycle as service
 
-router = APIRouter(tags=["customers"])
+router = ApiRouter(tags=["customers"])
 Admin = Annotated[Principal, Depends(require("org.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 

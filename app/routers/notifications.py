@@ -7,11 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.deps import CurrentPrincipal, SessionDep, SessionMakerDep
-from app.routers.common import problems
+from app.routers.common import ApiRouter, problems
 from app.schemas.common import Page
 from app.schemas.notification import (
     MarkedRead,
@@ -26,7 +26,7 @@ from app.schemas.notification import (
 from app.services import inbox_signal
 from app.services import notifications as service
 
-router = APIRouter(tags=["notifications"])
+router = ApiRouter(tags=["notifications"])
 
 HEARTBEAT_SECONDS = 15.0
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
 from app.models import Opportunity, Pipeline, PipelineStage, Product
-from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.common import Page
 from app.schemas.opportunity import (
     HistoryOut,
@@ -35,7 +35,7 @@ from app.schemas.opportunity import (
 )
 from app.services import opportunities as service
 
-router = APIRouter(tags=["opportunities"])
+router = ApiRouter(tags=["opportunities"])
 Admin = Annotated[Principal, Depends(require("config.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 

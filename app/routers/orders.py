@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.deps import CurrentPrincipal, SessionDep
 from app.errors import ValidationFailed, field_error
-from app.routers.common import QueryDateTime, problems
+from app.routers.common import ApiRouter, QueryDateTime, problems
 from app.schemas.common import Page
 from app.schemas.order import OrderBulkIn, OrderBulkOut, OrderIn, OrderOut
 from app.services import orders as service
 
-router = APIRouter(tags=["orders"])
+router = ApiRouter(tags=["orders"])
 
 
 @router.post(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import CurrentPrincipal, IfMatch, SessionDep, require
 from app.models import User
-from app.routers.common import WITH_ETAG, problems, set_etag
+from app.routers.common import WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.auth import RoleRef
 from app.schemas.org import (
     DepartmentCreate,
@@ -25,7 +25,7 @@ from app.schemas.org import (
 )
 from app.services import org as service
 
-router = APIRouter(tags=["organisation"])
+router = ApiRouter(tags=["organisation"])
 Admin = Annotated[Principal, Depends(require("org.manage"))]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.config import get_settings
 from app.deps import CurrentPrincipal, IfMatch, SessionDep
-from app.routers.common import ETAG_HEADER, QueryDate, problems, set_etag
+from app.routers.common import ETAG_HEADER, ApiRouter, QueryDate, problems, set_etag
 from app.routers.customers import customer_out, customer_query
 from app.schemas.common import Page
 from app.schemas.customer import CustomerOut
@@ -29,7 +29,7 @@ from app.services import pools as service
 from app.services.customers import CustomerQuery
 from app.services.pools import Outcome
 
-router = APIRouter(tags=["pools"])
+router = ApiRouter(tags=["pools"])
 
 ACTION_DOC = (
     " The answer lists per customer what happened and why (`refused` with a reason such as "

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app.access import Principal
 from app.deps import IfMatch, SessionDep, SessionMakerDep, require
-from app.routers.common import WITH_ETAG, problems, set_etag
+from app.routers.common import WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.common import Page
 from app.schemas.privacy import (
     EraseIn,
@@ -25,7 +25,7 @@ from app.schemas.privacy import (
 )
 from app.services import privacy as service
 
-router = APIRouter(tags=["personal data"])
+router = ApiRouter(tags=["personal data"])
 OrgAdmin = Annotated[Principal, Depends(require("org.manage"))]
 DataOfficer = Annotated[Principal, Depends(require("personal_data.manage"))]
 Reason = Annotated[

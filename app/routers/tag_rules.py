@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from app.access import Principal
 from app.deps import AnalyticsDep, IfMatch, SessionDep, SettingsDep, require
-from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.tag_rule import (
     TagRuleCreate,
     TagRuleOut,
@@ -19,7 +19,7 @@ from app.schemas.tag_rule import (
 )
 from app.services import tag_rules as service
 
-router = APIRouter(tags=["tag rules"])
+router = ApiRouter(tags=["tag rules"])
 Admin = Annotated[Principal, Depends(require("config.manage"))]
 SCOPE_DOC = (
     " Only customers you may read are listed and changed; metrics such as RFM quintiles are "

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from app.deps import CurrentPrincipal, SessionDep
-from app.routers.common import problems
+from app.routers.common import ApiRouter, problems
 from app.schemas.activity import TodayOut
 from app.services import today as service
 
-router = APIRouter(tags=["today"])
+router = ApiRouter(tags=["today"])
 
 
 @router.get("/today", response_model=TodayOut, responses=problems())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from app.access import Principal
 from app.deps import IfMatch, SessionDep, SessionMakerDep, SettingsDep, require
-from app.routers.common import ETAG_HEADER, WITH_ETAG, problems, set_etag
+from app.routers.common import ETAG_HEADER, WITH_ETAG, ApiRouter, problems, set_etag
 from app.schemas.webhook import (
     WebhookAttemptOut,
     WebhookCreate,
@@ -19,7 +19,7 @@ from app.schemas.webhook import (
 )
 from app.services import webhooks as service
 
-router = APIRouter(tags=["integrations"])
+router = ApiRouter(tags=["integrations"])
 Admin = Annotated[Principal, Depends(require("integration.manage"))]
 
 
