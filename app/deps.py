@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import Principal, PrincipalCache
 from app.config import Settings
-from app.db import READ_ONLY
 from app.errors import (
     Forbidden,
     PreconditionRequired,
@@ -45,13 +44,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: committed when the handler returns, rolled back on error.
 
     Declared with ``scope="function"`` so the commit happens before the response is sent: a client
-    never sees success for a change that did not commit. Safe methods read without taking
-    SQLite's write lock (a no-op on PostgreSQL).
+    never sees success for a change that did not commit. Safe methods only read: on SQLite
+    without taking the write lock, on PostgreSQL without a transaction
+    (``db.request_read_options``).
     """
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session, session.begin():
         if request.method in ("GET", "HEAD"):
-            await session.connection(execution_options=READ_ONLY)
+            await session.connection(execution_options=request.app.state.read_options)
         yield session
 
 

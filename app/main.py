@@ -24,7 +24,12 @@ from starlette.types import Scope
 
 from app.access import PrincipalCache
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker, database_unavailable
+from app.db import (
+    create_engine,
+    create_sessionmaker,
+    database_unavailable,
+    request_read_options,
+)
 from app.deps import api_guard
 from app.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -350,6 +355,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.sessionmaker = maker
+    app.state.read_options = request_read_options(engine)
     app.state.rate_limiter = rate_limits.limiter_for(engine)
     app.state.principals = PrincipalCache()
     app.state.token_settings = None

@@ -100,7 +100,10 @@ def preview_number(sequence: NumberSequence, now: dt.datetime) -> str:
 
 
 async def get_sequence(session: AsyncSession, name: str = "contract") -> dict[str, Any]:
-    sequence = await _sequence(session, name)
+    # A read: a sequence never used yet is shown with its defaults, not created.
+    sequence = await session.get(NumberSequence, name) or NumberSequence(
+        name=name, **DEFAULT_SEQUENCE, period="", last_value=0
+    )
     return {
         "name": sequence.name,
         "prefix": sequence.prefix,
