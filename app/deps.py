@@ -47,9 +47,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     never sees success for a change that did not commit. Safe methods only read: on SQLite
     without taking the write lock, on PostgreSQL without a transaction
     (``db.request_read_options``).
+
+    Requests take one of the worker's ``db_slots`` (as many as the pool keeps connections) before
+    they open a session, and give it back when the session closes: beyond that many the others
+    wait their turn, first come first served, instead of all running at once and each taking
+    the pool's slower wait for a connection (ADR 0013).
     """
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with maker() as session, session.begin():
+    async with request.app.state.db_slots, maker() as session, session.begin():
         if request.method in ("GET", "HEAD"):
             await session.connection(execution_options=request.app.state.read_options)
         yield session

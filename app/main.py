@@ -356,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.read_options = request_read_options(engine)
+    app.state.db_slots = asyncio.Semaphore(settings.db_pool_size)
     app.state.rate_limiter = rate_limits.limiter_for(engine)
     app.state.principals = PrincipalCache()
     app.state.token_settings = None

@@ -35,3 +35,41 @@ async def test_a_connection_the_database_closed_is_replaced_before_use(app, clie
     await asyncio.sleep(0.3)  # the closed sockets reach the pooled connections
     answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(4)))
     assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+
+
+class _CountingMaker:
+    """A session factory that counts the sessions open at once (each takes a moment to open, so
+    that requests sent together overlap)."""
+
+    def __init__(self, maker):
+        self.maker, self.active, self.most = maker, 0, 0
+
+    def __call__(self):
+        session, counter = self.maker(), self
+
+        class Opened:
+            async def __aenter__(self):
+                counter.active += 1
+                counter.most = max(counter.most, counter.active)
+                await asyncio.sleep(0.02)
+                return await session.__aenter__()
+
+            async def __aexit__(self, *exc):
+                try:
+                    return await session.__aexit__(*exc)
+                finally:
+                    counter.active -= 1
+
+        return Opened()
+
+
+async def test_requests_beyond_the_slots_wait_their_turn(app, client, maker, monkeypatch):
+    org = await make_org(maker)
+    headers = auth(app, org.rep_a)
+    counting = _CountingMaker(app.state.sessionmaker)
+    monkeypatch.setattr(app.state, "sessionmaker", counting)
+    monkeypatch.setattr(app.state, "db_slots", asyncio.Semaphore(2))
+    answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    assert counting.most == 2  # all six overlapped, two at a time
+    assert counting.active == 0
