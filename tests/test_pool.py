@@ -63,13 +63,20 @@ class _CountingMaker:
         return Opened()
 
 
-async def test_requests_beyond_the_slots_wait_their_turn(app, client, maker, monkeypatch):
+async def test_requests_beyond_the_slots_wait_their_turn(app, client, maker):
     org = await make_org(maker)
     headers = auth(app, org.rep_a)
     counting = _CountingMaker(app.state.sessionmaker)
-    monkeypatch.setattr(app.state, "sessionmaker", counting)
-    monkeypatch.setattr(app.state, "db_slots", asyncio.Semaphore(2))
-    answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(6)))
+    # Set and put back by hand: pytest's monkeypatch deletes what it cannot find in __dict__,
+    # and app.state keeps its values elsewhere.
+    kept = app.state.sessionmaker, app.state.db_slots
+    app.state.sessionmaker, app.state.db_slots = counting, asyncio.Semaphore(2)
+    try:
+        answers = await asyncio.gather(
+            *(client.get("/api/v1/me", headers=headers) for _ in range(6))
+        )
+    finally:
+        app.state.sessionmaker, app.state.db_slots = kept
     assert [a.status_code for a in answers] == [200] * 6
     assert counting.most == 2  # all six overlapped, two at a time
     assert counting.active == 0
