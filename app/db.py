@@ -72,7 +72,8 @@ READ_ONLY = {"sqlite_deferred": True}
 # statements, two round trips fewer (ADR 0013). Under READ COMMITTED every statement reads its own
 # snapshot inside a transaction too, so nothing it sees changes; what it may not do is write,
 # since each write would commit on its own: `_reads_only` refuses that.
-REQUEST_READ_POSTGRESQL = {"isolation_level": "AUTOCOMMIT", "kehu_reads_only": True}
+_READS_ONLY = "kehu_reads_only"
+REQUEST_READ_POSTGRESQL = {"isolation_level": "AUTOCOMMIT", _READS_ONLY: True}
 
 
 class WriteInReadOnlyRequest(RuntimeError):
@@ -88,7 +89,7 @@ def _reads_only(
     _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
 ) -> None:
     # Queries start with SELECT or WITH (a data-modifying WITH would pass: none is used).
-    reads_only = context is not None and context.execution_options.get("kehu_reads_only")
+    reads_only = context is not None and context.execution_options.get(_READS_ONLY)
     if reads_only and not statement.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
         raise WriteInReadOnlyRequest(f"a request that only reads ran: {statement[:80]}")
 
@@ -103,7 +104,7 @@ def _end_a_failed_read(context: ExceptionContext) -> None:
     if execution is None or context.is_disconnect or context.connection is None:
         return
     driver = context.connection.connection.driver_connection
-    if driver is not None and execution.execution_options.get("kehu_reads_only"):
+    if driver is not None and execution.execution_options.get(_READS_ONLY):
         with suppress(Exception):  # a broken connection is replaced at its next checkout
             await_only(driver.execute(";"))
 

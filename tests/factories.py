@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import Contact, Customer, CustomerPhone, CustomerTeamMember, Department, Role, User
@@ -184,3 +185,9 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+
+def driver_dsn(url: str | URL) -> str:
+    """The PostgreSQL database of ``url`` as a plain asyncpg DSN, for a connection of a test's
+    own, outside the app's pool."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

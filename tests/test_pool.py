@@ -6,9 +6,8 @@ import asyncio
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.factories import auth, make_org
+from tests.factories import auth, driver_dsn, make_org
 
 
 async def test_a_connection_the_database_closed_is_replaced_before_use(app, client, maker):
@@ -21,8 +20,7 @@ async def test_a_connection_the_database_closed_is_replaced_before_use(app, clie
     answers = await asyncio.gather(*(client.get("/api/v1/me", headers=headers) for _ in range(4)))
     assert all(a.status_code == 200 for a in answers)
     assert engine.pool.checkedin() >= 2
-    url = make_url(engine.url).set(drivername="postgresql")
-    killer = await asyncpg.connect(url.render_as_string(hide_password=False))
+    killer = await asyncpg.connect(driver_dsn(engine.url))
     try:
         killed = await killer.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"

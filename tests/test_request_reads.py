@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 from app.db import READ_ONLY, WriteInReadOnlyRequest
 from app.models import NumberSequence, Tag
-from tests.factories import auth, make_org
+from tests.factories import auth, driver_dsn, make_org
 
 
 def postgresql_only(app) -> None:
@@ -69,8 +68,7 @@ async def test_a_read_that_fails_leaves_no_statement_open(app, client, maker):
     )
     assert answer.status_code == 422, answer.text
     # Asked on a connection of its own: one from the pool would be the one that failed.
-    url = make_url(app.state.engine.url).set(drivername="postgresql")
-    observer = await asyncpg.connect(url.render_as_string(hide_password=False))
+    observer = await asyncpg.connect(driver_dsn(app.state.engine.url))
     try:
         left_open = await observer.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"

@@ -14,6 +14,7 @@ from starlette.types import Scope
 from app.deps import etag_for
 
 API_PREFIX = "/api/v1"
+_API_PATHS = API_PREFIX + "/"
 
 
 class ApiRouter(APIRouter):
@@ -47,9 +48,9 @@ class ApiRouter(APIRouter):
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            if not path.startswith(API_PREFIX + "/"):
+            if not path.startswith(_API_PATHS):
                 return Match.NONE, {}
-            if path[len(API_PREFIX) + 1 :].partition("/")[0] not in heads:
+            if path[len(_API_PATHS) :].partition("/")[0] not in heads:
                 return Match.NONE, {}
         return super().matches(scope)
 

@@ -57,6 +57,11 @@ PAYABLE = frozenset({"signed", "active", "completed", "expired"})
 DEFAULT_SEQUENCE = {"prefix": "HT", "date_format": "%Y%m", "padding": 4}
 
 
+def _unused_sequence(name: str) -> dict[str, Any]:
+    """A sequence that has given no number yet."""
+    return {"name": name, **DEFAULT_SEQUENCE, "period": "", "last_value": 0}
+
+
 async def next_number(
     session: AsyncSession, name: str = "contract", now: dt.datetime | None = None
 ) -> str:
@@ -85,7 +90,7 @@ async def next_number(
 async def _sequence(session: AsyncSession, name: str) -> NumberSequence:
     await session.execute(
         dialect_insert(session, NumberSequence)
-        .values(name=name, **DEFAULT_SEQUENCE, period="", last_value=0)
+        .values(**_unused_sequence(name))
         .on_conflict_do_nothing()
     )
     sequence = await session.get(NumberSequence, name)
@@ -101,9 +106,7 @@ def preview_number(sequence: NumberSequence, now: dt.datetime) -> str:
 
 async def get_sequence(session: AsyncSession, name: str = "contract") -> dict[str, Any]:
     # A read: a sequence never used yet is shown with its defaults, not created.
-    sequence = await session.get(NumberSequence, name) or NumberSequence(
-        name=name, **DEFAULT_SEQUENCE, period="", last_value=0
-    )
+    sequence = await session.get(NumberSequence, name) or NumberSequence(**_unused_sequence(name))
     return {
         "name": sequence.name,
         "prefix": sequence.prefix,

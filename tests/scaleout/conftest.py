@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TEST_DB_URL
+from tests.factories import driver_dsn
 from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,10 +71,8 @@ def sql(database_url: str, query: str, *args: Any) -> list[Any]:
     """Run one statement on the cluster's database (asyncpg); its rows."""
     import asyncpg  # type: ignore[import-untyped]
 
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-
     async def run() -> list[Any]:
-        connection = await asyncpg.connect(dsn)
+        connection = await asyncpg.connect(driver_dsn(database_url))
         try:
             return list(await connection.fetch(query, *args))
         finally:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.factories import driver_dsn
 from tests.scaleout.conftest import Cluster, bearer, eventually, sql
 
 
@@ -183,9 +184,8 @@ def test_a_scheduler_killed_mid_reclaim_rolls_back_and_the_next_run_completes(fa
 
     import asyncpg  # type: ignore[import-untyped]
 
-    dsn = make_url(faults.database_url).set(drivername="postgresql").render_as_string(False)
     loop = asyncio.new_event_loop()
-    holder = loop.run_until_complete(asyncpg.connect(dsn))
+    holder = loop.run_until_complete(asyncpg.connect(driver_dsn(faults.database_url)))
     blocked = max(due)
     scheduler_env = {"KEHU_SCHEDULER_ENABLED": "true", "KEHU_RECLAIM_INTERVAL_SECONDS": "2"}
     try:
