@@ -316,7 +316,7 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
 
 # Core, run on the connection: a request pays for one small read, not the ORM's execution path.
 _STAMP_TABLE = AccessStamp.__table__
-_STAMP = select(_STAMP_TABLE.c.version).where(_STAMP_TABLE.c.id == 1)
+STAMP = select(_STAMP_TABLE.c.version).where(_STAMP_TABLE.c.id == 1)
 
 
 class PrincipalCache:
@@ -338,13 +338,27 @@ class PrincipalCache:
 
     async def get(self, session: AsyncSession, user_id: int) -> Principal | None:
         """The principal of an active user (as ``load_principal``), or None."""
-        stamp = (await (await session.connection()).execute(_STAMP)).scalar()
+        stamp = (await (await session.connection()).execute(STAMP)).scalar()
+        cached = self.cached(user_id, stamp)
+        if cached is not None:
+            return cached
+        return await self.build(session, user_id, stamp)
+
+    def cached(self, user_id: int, stamp: int | None) -> Principal | None:
+        """The principal kept for ``user_id`` if it was built under ``stamp`` (read first, in
+        the request) and none of its team memberships has expired since."""
         entry = self._entries.get(user_id)
         if entry is not None and entry[0] == stamp:
             cached = entry[1]
             if cached.team_valid_until is None or utcnow() < cached.team_valid_until:
                 self._entries.move_to_end(user_id)
                 return cached
+        return None
+
+    async def build(
+        self, session: AsyncSession, user_id: int, stamp: int | None
+    ) -> Principal | None:
+        """The principal built afresh (its reads after ``stamp`` was read) and kept under it."""
         principal = await load_principal(session, user_id)
         if principal is None or stamp is None:
             self._entries.pop(user_id, None)

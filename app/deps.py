@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import access
 from app.access import Principal, PrincipalCache
 from app.config import Settings
 from app.errors import (
@@ -19,6 +22,7 @@ from app.errors import (
     Unauthorized,
 )
 from app.models.base import utcnow
+from app.reads import Reads
 from app.security import InvalidToken, TokenSettings, decode_access_token
 from app.services import api_keys
 from app.services.analytics.frames import AnalyticsStore
@@ -53,8 +57,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     wait their turn, first come first served, instead of all running at once and each taking
     the pool's slower wait for a connection (ADR 0013).
     """
+    async with request.app.state.db_slots, _request_session(request) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with request.app.state.db_slots, maker() as session, session.begin():
+    async with maker() as session, session.begin():
         if request.method in ("GET", "HEAD"):
             await session.connection(execution_options=request.app.state.read_options)
         yield session
@@ -90,17 +100,21 @@ async def get_principal(
         by_key = await _key_principal(request, session, request.app.state.sessionmaker, token)
         request.state.principal = by_key
         return by_key
-    try:
-        claims = decode_access_token(request.app.state.token_settings, token)
-        user_id = int(claims["sub"])
-    except (InvalidToken, ValueError) as exc:
-        raise Unauthorized("invalid or expired token") from exc
     principals: PrincipalCache = request.app.state.principals
-    principal = await principals.get(session, user_id)
+    principal = await principals.get(session, _user_of(request, token))
     if principal is None:
         raise Unauthorized("invalid or expired token")
     request.state.principal = principal
     return principal
+
+
+def _user_of(request: Request, token: str) -> int:
+    """The user an access token was issued to, if it is valid and unexpired."""
+    try:
+        claims = decode_access_token(request.app.state.token_settings, token)
+        return int(claims["sub"])
+    except (InvalidToken, ValueError) as exc:
+        raise Unauthorized("invalid or expired token") from exc
 
 
 async def _key_principal(
@@ -131,24 +145,86 @@ def api_guard(resource: str | None) -> Callable[..., Coroutine[Any, Any, None]]:
     (others); ``None``: no key may call these endpoints. Users' own tokens have no scopes."""
 
     async def check(request: Request, response: Response, principal: CurrentPrincipal) -> None:
-        settings: Settings = request.app.state.settings
-        if principal.api_key_id is not None:
-            subject, limit = f"key:{principal.api_key_id}", settings.rate_limit_key_per_minute
-        else:
-            subject, limit = f"user:{principal.user_id}", settings.rate_limit_user_per_minute
-        if limit:
-            quota = await request.app.state.rate_limiter.hit(subject, limit, utcnow())
-            if quota.exceeded:
-                raise TooManyRequests(
-                    f"more than {limit} requests a minute; retry after the window ends",
-                    retry_after=quota.reset_seconds,
-                    headers={**quota.headers(), "Retry-After": str(quota.reset_seconds)},
-                )
-            response.headers.update(quota.headers())
-        api_keys.check_key_scope(principal, resource, request.method)
+        response.headers.update(await guard(request, principal, resource))
 
     check.__name__ = f"api_guard_{resource or 'no_keys'}"
     return check
+
+
+async def guard(request: Request, principal: Principal, resource: str | None) -> dict[str, str]:
+    """``api_guard``'s checks; the rate limit's headers for the response."""
+    settings: Settings = request.app.state.settings
+    if principal.api_key_id is not None:
+        subject, limit = f"key:{principal.api_key_id}", settings.rate_limit_key_per_minute
+    else:
+        subject, limit = f"user:{principal.user_id}", settings.rate_limit_user_per_minute
+    headers: dict[str, str] = {}
+    if limit:
+        quota = await request.app.state.rate_limiter.hit(subject, limit, utcnow())
+        if quota.exceeded:
+            raise TooManyRequests(
+                f"more than {limit} requests a minute; retry after the window ends",
+                retry_after=quota.reset_seconds,
+                headers={**quota.headers(), "Retry-After": str(quota.reset_seconds)},
+            )
+        headers = quota.headers()
+    api_keys.check_key_scope(principal, resource, request.method)
+    return headers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectRead:
+    """What the endpoint of a direct route reads with: the caller, the reads, and the headers
+    the guard adds to the response (the rate limit's)."""
+
+    principal: Principal
+    reads: Reads
+    headers: dict[str, str]
+
+
+@asynccontextmanager
+async def direct_read(request: Request) -> AsyncIterator[DirectRead]:
+    """The caller of a direct route (``routers.common.DirectRoute``, ADR 0014), authenticated and
+    guarded as ``get_principal`` and ``api_guard`` do, with ``Reads`` on a pooled connection
+    that only reads — within the worker's database slots, as a session is.
+
+    The access stamp is read on that connection; a principal not kept under it, and an API
+    key's, are built in a session of their own (the rare path).
+    """
+    route = request.scope.get("route")
+    if not getattr(route, "guarded", False):
+        raise RuntimeError("direct_read serves a DirectRoute included with its guard")
+    resource: str | None = getattr(route, "resource", None)
+    token = _bearer(request)
+    if not token:
+        raise Unauthorized("missing bearer token")
+    state = request.app.state
+    async with state.db_slots, state.engine.connect() as connection:
+        await connection.execution_options(**state.read_options)
+        reads = await Reads.on(connection)
+        principal: Principal | None
+        if api_keys.is_api_key(token):
+            async with _request_session(request) as session:
+                principal = await _key_principal(request, session, state.sessionmaker, token)
+        else:
+            user_id = _user_of(request, token)
+            stamp = await reads.scalar(access.STAMP)
+            principals: PrincipalCache = state.principals
+            principal = principals.cached(user_id, stamp)
+            if principal is None:
+                async with _request_session(request) as session:
+                    principal = await principals.build(session, user_id, stamp)
+            if principal is None:
+                raise Unauthorized("invalid or expired token")
+        request.state.principal = principal
+        headers = await guard(request, principal, resource)
+        yield DirectRead(principal, reads, headers)
+
+
+def _bearer(request: Request) -> str | None:
+    """The bearer token of ``Authorization``, read as ``oauth2_scheme`` reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    return token if scheme.lower() == "bearer" else None
 
 
 def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

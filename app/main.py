@@ -68,7 +68,7 @@ from app.routers import (
     api_keys as api_keys_router,
 )
 from app.routers import webhooks as webhooks_router
-from app.routers.common import API_PREFIX
+from app.routers.common import API_PREFIX, DirectRoute
 from app.security import TokenSettings
 from app.services import api_keys, inbox_signal, rate_limits
 from app.services.analytics.frames import AnalyticsStore
@@ -374,6 +374,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # False: API keys may not call it.
                 needed = api_keys.scope_for(resource, method) if resource else False
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-api-key-scope": needed}
+            if isinstance(route, DirectRoute):  # it runs the guard itself
+                route.resource, route.guarded = resource, True
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(api_guard(resource))])
     app.include_router(health.router)
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]

@@ -7,9 +7,16 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request, Response, status
 
 from app.access import Principal
-from app.deps import CurrentPrincipal, IfMatch, SessionDep
+from app.deps import CurrentPrincipal, IfMatch, SessionDep, direct_read, etag_for
 from app.errors import ValidationFailed, field_error
-from app.routers.common import ETAG_HEADER, ApiRouter, QueryDateTime, problems, set_etag
+from app.routers.common import (
+    ETAG_HEADER,
+    ApiRouter,
+    QueryDateTime,
+    json_response,
+    problems,
+    set_etag,
+)
 from app.schemas.common import Page
 from app.schemas.customer import (
     ContactCreate,
@@ -210,18 +217,17 @@ async def create_customer(
     return CustomerOut.model_validate(view.as_dict())
 
 
-@router.get(
+@router.direct_get(
     "/{customer_id:int}",
     response_model=CustomerOut,
     responses={**problems(404), 200: {"headers": ETAG_HEADER}},
 )
-async def get_customer(
-    customer_id: int, principal: CurrentPrincipal, session: SessionDep, response: Response
-) -> CustomerOut:
+async def get_customer(request: Request, customer_id: int) -> Response:
     """Read one customer."""
-    view = await service.get_customer(session, principal, customer_id)
-    set_etag(response, view.customer.version)
-    return CustomerOut.model_validate(view.as_dict())
+    async with direct_read(request) as read:
+        view = await service.read_customer(read.reads, read.principal, customer_id)
+    out = CustomerOut.model_validate(view.as_dict())
+    return json_response(out, {**read.headers, "ETag": etag_for(view.customer.version)})
 
 
 @router.patch(

@@ -49,6 +49,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.reads import Reads, Record
 from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
 from app.services import audit, config, notifications, ownership
 from app.services.normalize import (
@@ -104,7 +105,7 @@ class CustomerView:
     """A customer with what its response needs, loaded without N+1 queries."""
 
     # The entity, or a row of its columns (a read that changes nothing needs no entity).
-    customer: Customer | Row[Any]
+    customer: Customer | Row[Any] | Record
     owner_name: str | None
     tags: list[dict[str, Any]] = field(default_factory=list)
     distance_km: float | None = None
@@ -139,7 +140,14 @@ def _active_tags_statement() -> Select[Any]:
         .prefix_with("MATERIALIZED")
     )
     return (
-        select(assigned.c.customer_id, tag.id, tag.name, tag.group_id, group.name, group.color)
+        select(
+            assigned.c.customer_id,
+            tag.id.label("tag_id"),
+            tag.name.label("tag_name"),
+            tag.group_id,
+            group.name.label("group_name"),
+            group.color,
+        )
         .join(Tag.__table__, tag.id == assigned.c.tag_id)
         .join(TagGroup.__table__, group.id == tag.group_id)
         .order_by(group.position, group.id, tag.position, tag.id)
@@ -151,9 +159,7 @@ def _active_tags_statement() -> Select[Any]:
 _ACTIVE_TAGS = _active_tags_statement()
 
 
-async def active_tags(
-    session: AsyncSession, customer_ids: Sequence[int]
-) -> dict[int, list[dict[str, Any]]]:
+async def active_tags(reads: Reads, customer_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Current tags per customer, in one query for a whole page.
 
     The page's tag rows are fenced in a MATERIALIZED CTE: given the join, SQLite's planner
@@ -163,15 +169,14 @@ async def active_tags(
     result: dict[int, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return result
-    rows = await (await session.connection()).execute(_ACTIVE_TAGS, {"ids": list(customer_ids)})
-    for customer_id, tag_id, name, group_id, group_name, color in rows.all():
-        result[customer_id].append(
+    for row in await reads.all(_ACTIVE_TAGS, {"ids": list(customer_ids)}):
+        result[row.customer_id].append(
             {
-                "id": tag_id,
-                "name": name,
-                "group_id": group_id,
-                "group_name": group_name,
-                "color": color,
+                "id": row.tag_id,
+                "name": row.tag_name,
+                "group_id": row.group_id,
+                "group_name": row.group_name,
+                "color": row.color,
             }
         )
     return result
@@ -180,10 +185,19 @@ async def active_tags(
 async def _views(
     session: AsyncSession,
     principal: Principal | None,
-    rows: Sequence[tuple[Customer | Row[Any], str | None]],
+    rows: Sequence[tuple[Customer | Row[Any] | Record, str | None]],
     distances: Mapping[int, float] | None = None,
 ) -> list[CustomerView]:
-    tags = await active_tags(session, [c.id for c, _ in rows])
+    return await _views_read(Reads(await session.connection()), principal, rows, distances)
+
+
+async def _views_read(
+    reads: Reads,
+    principal: Principal | None,
+    rows: Sequence[tuple[Customer | Row[Any] | Record, str | None]],
+    distances: Mapping[int, float] | None = None,
+) -> list[CustomerView]:
+    tags = await active_tags(reads, [c.id for c, _ in rows])
     return [
         CustomerView(
             c,
@@ -200,11 +214,20 @@ async def _views(
 async def get_customer(
     session: AsyncSession, principal: Principal, customer_id: int
 ) -> CustomerView:
-    """The customer if the principal may read it (with its owner's name, in one query).
+    """The customer if the principal may read it, as ``read_customer``, in the session's
+    transaction: changes the session holds are flushed first, so an action that answers with
+    the customer shows them."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await read_customer(Reads(await session.connection()), principal, customer_id)
 
-    Read as a row of columns on the session's connection, not as an entity: loading it into the
-    session cost a sixth of a customer read (bench/RESULTS.md, 2026-12-03 b). Changes the session
-    holds are flushed first, so an action that answers with the customer shows them.
+
+async def read_customer(reads: Reads, principal: Principal, customer_id: int) -> CustomerView:
+    """The customer if the principal may read it (with its owner's name, in one query, and its
+    tags in a second).
+
+    Read as a row of columns, not as an entity: loading it into a session cost a sixth of a
+    customer read (bench/RESULTS.md, 2026-12-03 b).
     """
     statement = access.built_for(
         principal,
@@ -215,13 +238,10 @@ async def get_customer(
             .outerjoin(Owner, Owner.id == Customer.owner_id)
         ),
     )
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    connection = await session.connection()
-    row = (await connection.execute(statement, {"record_id": customer_id})).first()
+    row = await reads.first(statement, {"record_id": customer_id})
     if row is None:
         raise NotFound(f"customer {customer_id} not found")
-    return (await _views(session, principal, [(row, row.owner_name)]))[0]
+    return (await _views_read(reads, principal, [(row, row.owner_name)]))[0]
 
 
 async def view_of(

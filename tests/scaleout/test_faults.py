@@ -53,6 +53,10 @@ def test_requests_fail_cleanly_while_the_database_is_away_and_recover(faults):
     url = faults.urls[0]
     rep = bearer(url, "rep1")
     assert httpx.get(f"{url}/api/v1/customers", headers=rep).status_code == 200
+    before = httpx.post(f"{url}/api/v1/customers", json={"name": "断线前"}, headers=rep)
+    assert before.status_code == 201, before.text
+    detail = f"{url}/api/v1/customers/{before.json()['id']}"  # a direct read (ADR 0014)
+    assert httpx.get(detail, headers=rep).status_code == 200
     name = database_name(faults)
     sql(server_url(faults), f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
@@ -63,6 +67,7 @@ def test_requests_fail_cleanly_while_the_database_is_away_and_recover(faults):
         )
         for attempt in (
             lambda: httpx.get(f"{url}/api/v1/customers", headers=rep),
+            lambda: httpx.get(detail, headers=rep),
             lambda: httpx.get(f"{url}/api/v1/today", headers=rep),
             lambda: httpx.post(f"{url}/api/v1/customers", json={"name": "断线"}, headers=rep),
         ):
@@ -80,6 +85,7 @@ def test_requests_fail_cleanly_while_the_database_is_away_and_recover(faults):
     eventually(
         lambda: httpx.get(f"{url}/api/v1/customers", headers=rep).status_code == 200, within=30
     )
+    eventually(lambda: httpx.get(detail, headers=rep).status_code == 200, within=30)
     made = httpx.post(f"{url}/api/v1/customers", json={"name": "恢复后"}, headers=rep)
     assert made.status_code == 201, made.text
     assert httpx.get(f"{url}/readyz").status_code == 200
