@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import OAuth2PasswordBearer
-from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import access
@@ -195,7 +194,7 @@ async def direct_read(request: Request) -> AsyncIterator[DirectRead]:
     if not getattr(route, "guarded", False):
         raise RuntimeError("direct_read serves a DirectRoute included with its guard")
     resource: str | None = getattr(route, "resource", None)
-    token = _bearer(request)
+    token = await oauth2_scheme(request)
     if not token:
         raise Unauthorized("missing bearer token")
     state = request.app.state
@@ -219,12 +218,6 @@ async def direct_read(request: Request) -> AsyncIterator[DirectRead]:
         request.state.principal = principal
         headers = await guard(request, principal, resource)
         yield DirectRead(principal, reads, headers)
-
-
-def _bearer(request: Request) -> str | None:
-    """The bearer token of ``Authorization``, read as ``oauth2_scheme`` reads it."""
-    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
-    return token if scheme.lower() == "bearer" else None
 
 
 def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -191,3 +191,19 @@ def driver_dsn(url: str | URL) -> str:
     """The PostgreSQL database of ``url`` as a plain asyncpg DSN, for a connection of a test's
     own, outside the app's pool."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def backends_in_a_transaction(url: str | URL) -> int:
+    """Other connections to the app's PostgreSQL database that are inside a transaction, asked on
+    a connection of the test's own (one from the pool might be the one being checked)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    observer = await asyncpg.connect(driver_dsn(url))
+    try:
+        count: int = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+    finally:
+        await observer.close()
+    return count

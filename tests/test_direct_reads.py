@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
@@ -17,7 +16,13 @@ from app.reads import Reads, Record, prepared
 from app.routers import customers
 from app.routers.common import DirectRoute
 from app.services.customers import read_customer
-from tests.factories import auth, count_statements, driver_dsn, make_customer, make_org
+from tests.factories import (
+    auth,
+    backends_in_a_transaction,
+    count_statements,
+    make_customer,
+    make_org,
+)
 from tests.integrations.test_rate_limits import LIMITS, NOON, limited_app
 
 DETAIL = "/api/v1/customers/{}"
@@ -134,15 +139,7 @@ async def test_an_id_beyond_the_column_is_a_422_and_leaves_nothing_open(app, cli
     assert answer.status_code == 422, answer.text
     assert "out of range" in answer.json()["detail"]
     if app.state.engine.dialect.name == "postgresql":
-        observer = await asyncpg.connect(driver_dsn(app.state.engine.url))
-        try:
-            left_open = await observer.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-            )
-        finally:
-            await observer.close()
-        assert left_open == 0
+        assert await backends_in_a_transaction(app.state.engine.url) == 0
     # The pool still serves.
     customer = await make_customer(maker, org.rep_a)
     assert (await client.get(DETAIL.format(customer.id), headers=auth(app, org.rep_a))).is_success

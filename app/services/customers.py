@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     Text,
     and_,
@@ -104,8 +103,8 @@ NAME_CANDIDATES = 500
 class CustomerView:
     """A customer with what its response needs, loaded without N+1 queries."""
 
-    # The entity, or a row of its columns (a read that changes nothing needs no entity).
-    customer: Customer | Row[Any] | Record
+    # The entity, or a record of its columns (a read that changes nothing needs no entity).
+    customer: Customer | Record
     owner_name: str | None
     tags: list[dict[str, Any]] = field(default_factory=list)
     distance_km: float | None = None
@@ -185,7 +184,7 @@ async def active_tags(reads: Reads, customer_ids: Sequence[int]) -> dict[int, li
 async def _views(
     session: AsyncSession,
     principal: Principal | None,
-    rows: Sequence[tuple[Customer | Row[Any] | Record, str | None]],
+    rows: Sequence[tuple[Customer | Record, str | None]],
     distances: Mapping[int, float] | None = None,
 ) -> list[CustomerView]:
     return await _views_read(Reads(await session.connection()), principal, rows, distances)
@@ -194,7 +193,7 @@ async def _views(
 async def _views_read(
     reads: Reads,
     principal: Principal | None,
-    rows: Sequence[tuple[Customer | Row[Any] | Record, str | None]],
+    rows: Sequence[tuple[Customer | Record, str | None]],
     distances: Mapping[int, float] | None = None,
 ) -> list[CustomerView]:
     tags = await active_tags(reads, [c.id for c, _ in rows])
