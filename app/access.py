@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Label, Select, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -57,6 +57,7 @@ from app.models import (
     user_roles,
 )
 from app.models.base import utcnow
+from app.reads import Reads, Record
 from app.services.normalize import mask_email, mask_name, mask_phone, mask_text
 
 
@@ -317,6 +318,59 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
 # Core, run on the connection: a request pays for one small read, not the ORM's execution path.
 _STAMP_TABLE = AccessStamp.__table__
 STAMP = select(_STAMP_TABLE.c.version).where(_STAMP_TABLE.c.id == 1)
+# The stamp as a column of another query (``stamp_column``), under this name.
+STAMP_KEY = "access_stamp"
+
+
+def stamp_column() -> Label[Any]:
+    """The access stamp as a column of a query: ``CheckedReads`` learns from the query's own
+    row that the principal it ran for still holds, without a round trip of its own."""
+    return STAMP.scalar_subquery().label(STAMP_KEY)
+
+
+class StaleAccess(Exception):
+    """The access stamp changed since a principal taken from the cache was built: what was
+    read for it is discarded, and the request is served again with a principal built anew."""
+
+
+class CheckedReads(Reads):
+    """Reads for a principal taken from the cache before the request read the access stamp
+    (``PrincipalCache.kept``, ADR 0014): no result is returned before the stamp is known to be
+    the one the principal was built under — read by the query itself when it has a
+    ``stamp_column`` (the common path: no round trip of its own), otherwise, and when that query
+    finds no row, by reading the stamp first. ``StaleAccess`` otherwise. Once checked, later
+    queries run as on ``Reads``: the request then holds what a principal read under the stamp
+    holds (``PrincipalCache``)."""
+
+    def __init__(self, reads: Reads, stamp: int) -> None:
+        super().__init__(
+            reads.connection, reads.driver, dialect=reads.dialect, invalidate=reads._invalidate
+        )
+        self.stamp = stamp
+        self.checked = False
+
+    async def all(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Record]:
+        if self.checked:
+            return await self._all(statement, params)
+        if STAMP_KEY not in statement.selected_columns:
+            await self._check(None)
+            return await self._all(statement, params)
+        rows = await self._all(statement, params)
+        seen = None
+        for row in rows:
+            seen = row.pop(STAMP_KEY)
+        await self._check(seen if rows else None)
+        return rows
+
+    async def _check(self, seen: int | None) -> None:
+        if seen is None:
+            stamps = await self._all(STAMP)
+            seen = stamps[0]["version"] if stamps else None
+        if seen != self.stamp:
+            raise StaleAccess
+        self.checked = True
 
 
 class PrincipalCache:
@@ -327,7 +381,8 @@ class PrincipalCache:
     levels, departments, team members, pools and pool members (migration 0016). The stamp is
     read first, in the request's transaction, so what is built after it is at least as new as
     the stamp it is cached under: a change committed in between only makes the next request
-    build again. A principal whose team memberships start expiring is stale from then on. Every
+    build again (a direct read checks the stamp with its own query: ``kept``, ``CheckedReads``).
+    A principal whose team memberships start expiring is stale from then on. Every
     worker process keeps its own; the stamp is in the database they share. Least recently used
     principals are dropped beyond ``size``.
     """
@@ -347,13 +402,21 @@ class PrincipalCache:
     def cached(self, user_id: int, stamp: int | None) -> Principal | None:
         """The principal kept for ``user_id`` if it was built under ``stamp`` (read first, in
         the request) and none of its team memberships has expired since."""
+        entry = self.kept(user_id)
+        return entry[1] if entry is not None and entry[0] == stamp else None
+
+    def kept(self, user_id: int) -> tuple[int, Principal] | None:
+        """The stamp and principal kept for ``user_id``, unless one of its team memberships
+        expired since: for a request that has not read the stamp yet and checks it later
+        (``CheckedReads``)."""
         entry = self._entries.get(user_id)
-        if entry is not None and entry[0] == stamp:
-            cached = entry[1]
-            if cached.team_valid_until is None or utcnow() < cached.team_valid_until:
-                self._entries.move_to_end(user_id)
-                return cached
-        return None
+        if entry is None:
+            return None
+        principal = entry[1]
+        if principal.team_valid_until is not None and utcnow() >= principal.team_valid_until:
+            return None
+        self._entries.move_to_end(user_id)
+        return entry
 
     async def build(
         self, session: AsyncSession, user_id: int, stamp: int | None

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     push_allow_http: bool = False
     log_level: str = "INFO"
     log_json: bool = True
+    # FastAPI's OpenTelemetry spans, metrics and logs, for providers configured in the process
+    # (e.g. by opentelemetry-instrument). Off: with it on, FastAPI asks for the providers on
+    # every request, a twentieth of a customer detail (bench/RESULTS.md 2026-12-03 d).
+    opentelemetry: bool = False
     db_pool_size: int = 10
     db_echo: bool = False
 

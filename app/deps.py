@@ -187,8 +187,12 @@ async def direct_read(request: Request) -> AsyncIterator[DirectRead]:
     guarded as ``get_principal`` and ``api_guard`` do, with ``Reads`` on a pooled connection
     that only reads — within the worker's database slots, as a session is.
 
-    The access stamp is read on that connection; a principal not kept under it, and an API
-    key's, are built in a session of their own (the rare path).
+    A principal kept by the worker (``PrincipalCache.kept``) serves the request before the
+    access stamp is read: the reads are ``access.CheckedReads``, which check the stamp with the
+    first query (within it, when the query reads it). If it changed, ``StaleAccess`` ends the
+    endpoint and the route serves the request again (``DirectRoute``), flagged in
+    ``request.state.access_stale``: the stamp is then read first and the principal built anew,
+    in a session of its own, as an API key's always is (the rare paths). The guard runs once.
     """
     route = request.scope.get("route")
     if not getattr(route, "guarded", False):
@@ -198,25 +202,32 @@ async def direct_read(request: Request) -> AsyncIterator[DirectRead]:
     if not token:
         raise Unauthorized("missing bearer token")
     state = request.app.state
-    async with state.db_slots, state.engine.connect() as connection:
-        await connection.execution_options(**state.read_options)
-        reads = await Reads.on(connection)
+    async with state.db_slots, Reads.checkout(state.engine, state.read_options) as reads:
         principal: Principal | None
         if api_keys.is_api_key(token):
             async with _request_session(request) as session:
                 principal = await _key_principal(request, session, state.sessionmaker, token)
         else:
             user_id = _user_of(request, token)
-            stamp = await reads.scalar(access.STAMP)
             principals: PrincipalCache = state.principals
-            principal = principals.cached(user_id, stamp)
-            if principal is None:
-                async with _request_session(request) as session:
-                    principal = await principals.build(session, user_id, stamp)
+            kept = (
+                None if getattr(request.state, "access_stale", False) else principals.kept(user_id)
+            )
+            if kept is not None:
+                stamp, principal = kept
+                reads = access.CheckedReads(reads, stamp)
+            else:
+                stamp = await reads.scalar(access.STAMP)
+                principal = principals.cached(user_id, stamp)
+                if principal is None:
+                    async with _request_session(request) as session:
+                        principal = await principals.build(session, user_id, stamp)
             if principal is None:
                 raise Unauthorized("invalid or expired token")
         request.state.principal = principal
-        headers = await guard(request, principal, resource)
+        headers: dict[str, str] | None = getattr(request.state, "guard_headers", None)
+        if headers is None:
+            headers = request.state.guard_headers = await guard(request, principal, resource)
         yield DirectRead(principal, reads, headers)
 
 

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
@@ -80,6 +81,11 @@ log = logging.getLogger("kehu")
 
 def _operation_id(route: APIRoute) -> str:
     return route.name
+
+
+def _opentelemetry(enabled: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry instrumentation (``KEHU_OPENTELEMETRY``), all of it or none."""
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled, "operation_spans": enabled}
 
 
 def _problem(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -344,6 +350,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        telemetry=_opentelemetry(settings.opentelemetry),
     )
     app.state.settings = settings
     app.state.analytics = AnalyticsStore(

@@ -42,8 +42,8 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        given = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"")
+        request_id = given.decode()[:64] or uuid.uuid4().hex
         started = time.perf_counter()
         status = 500
         token = logs.request_id.set(request_id)
@@ -125,9 +125,17 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = chunked = None
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = value
+        if declared is None and chunked is None:
+            # A request with neither has no body (RFC 9112 §6.3): nothing to count.
+            await self.app(scope, receive, send)
+            return
         limit = self.limit_for(scope.get("path", ""))
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
         too_large = PayloadTooLarge(f"request bodies are limited to {limit} bytes")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_plain(send, *_problem_response(too_large))

@@ -19,15 +19,18 @@ transaction, see ``db._end_a_failed_read``) goes with it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from app.db import database_unavailable
 
@@ -119,9 +122,26 @@ def prepared(statement: Select[Any], dialect: Dialect) -> _Prepared:
 class Reads:
     """Queries on one connection: on the driver when it is asyncpg, else through SQLAlchemy."""
 
-    def __init__(self, connection: AsyncConnection, driver: Any = None) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection | None,
+        driver: Any = None,
+        *,
+        dialect: Dialect | None = None,
+        invalidate: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        # ``connection`` may be None when ``driver`` is given: a connection of the pool taken
+        # without SQLAlchemy's ``Connection`` (``checkout``).
         self.connection = connection
         self.driver = driver
+        if dialect is None:
+            assert connection is not None
+            dialect = connection.dialect
+        self.dialect = dialect
+        if invalidate is None:
+            assert connection is not None
+            invalidate = connection.invalidate
+        self._invalidate = invalidate
 
     @classmethod
     async def on(cls, connection: AsyncConnection) -> Reads:
@@ -130,27 +150,59 @@ class Reads:
             driver = (await connection.get_raw_connection()).driver_connection
         return cls(connection, driver)
 
+    @classmethod
+    @asynccontextmanager
+    async def checkout(
+        cls, engine: AsyncEngine, options: Mapping[str, Any]
+    ) -> AsyncIterator[Reads]:
+        """Reads on a connection of ``engine``'s pool, given back when done. With asyncpg, the
+        pool's connection itself: SQLAlchemy's ``Connection`` around it cost three times as
+        much to take and give back (bench/RESULTS.md 2026-12-03 d), and the driver needs no
+        execution ``options`` (without a transaction, each statement commits on its own). Else
+        a ``Connection`` with ``options``."""
+        if engine.dialect.driver != "asyncpg":
+            async with engine.connect() as connection:
+                await connection.execution_options(**options)
+                yield cls(connection)
+            return
+        pooled = await engine.raw_connection()
+        try:
+            yield cls(
+                None,
+                pooled.driver_connection,
+                dialect=engine.dialect,
+                invalidate=partial(greenlet_spawn, pooled.invalidate),
+            )
+        finally:
+            await greenlet_spawn(pooled.close)
+
     async def all(
         self, statement: Select[Any], params: Mapping[str, Any] | None = None
     ) -> list[Record]:
+        return await self._all(statement, params)
+
+    async def _all(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Record]:
         if self.driver is None:
+            assert self.connection is not None
             result = await self.connection.execute(statement, dict(params or {}))
             return [Record(row) for row in result.mappings()]
-        statement_for_driver = prepared(statement, self.connection.dialect)
+        statement_for_driver = prepared(statement, self.dialect)
         sql, arguments = statement_for_driver.arguments(params or {})
         try:
             if statement_for_driver.results is None:
-                await statement_for_driver.describe(self.driver, sql, self.connection.dialect)
+                await statement_for_driver.describe(self.driver, sql, self.dialect)
             rows = await self.driver.fetch(sql, *arguments)
         except Exception as exc:
-            await self.connection.invalidate()
+            await self._invalidate()
             # As SQLAlchemy raises it, for the app's error handlers (422 for an argument the
             # column cannot hold, 503 for a database away).
             raise DBAPIError(
                 sql, None, exc, connection_invalidated=database_unavailable(exc)
             ) from exc
         except BaseException:  # cancelled mid-statement: the connection's state is unknown
-            await self.connection.invalidate()
+            await self._invalidate()
             raise
         return [statement_for_driver.record(row) for row in rows]
 

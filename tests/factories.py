@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import Contact, Customer, CustomerPhone, CustomerTeamMember, Department, Role, User
 from app.models.base import utcnow
+from app.reads import _Prepared
 from app.security import create_access_token, hash_password_sync
 from app.services.normalize import normalize_email, normalize_name
 
@@ -172,18 +173,29 @@ def auth(app: Any, user: User) -> dict[str, str]:
 
 
 @contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements ``engine`` runs inside the block (transaction control left out)."""
+def count_statements(engine: AsyncEngine, *, direct: bool = False) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs inside the block (transaction control left out); with
+    ``direct``, also those ``app.reads`` sends on the driver itself (on PostgreSQL)."""
     statements: list[str] = []
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             statements.append(statement)
 
+    arguments = _Prepared.arguments
+
+    def sent(self: _Prepared, params: Any) -> tuple[str, list[Any]]:
+        sql, values = arguments(self, params)
+        statements.append(sql)
+        return sql, values
+
     event.listen(engine.sync_engine, "before_cursor_execute", before)
+    if direct:
+        _Prepared.arguments = sent  # type: ignore[method-assign]
     try:
         yield statements
     finally:
+        _Prepared.arguments = arguments  # type: ignore[method-assign]
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 

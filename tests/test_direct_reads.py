@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app import deps
-from app.models import Customer
+from app.access import STAMP, CheckedReads, StaleAccess, stamp_column
+from app.models import AccessStamp, Customer, CustomerTag, Tag, TagGroup, User
 from app.reads import Reads, Record, prepared
 from app.routers import customers
 from app.routers.common import DirectRoute
@@ -219,3 +220,131 @@ def test_a_record_reads_as_a_row():
     assert (record.id, record["name"]) == (1, "甲")
     with pytest.raises(AttributeError):
         _ = record.missing
+
+
+async def tagged(maker, customer, groups):
+    """Tag ``customer``: ``groups`` as (group name, position, [(tag name, position, current)])."""
+    async with maker() as session, session.begin():
+        for group_name, group_position, tags in groups:
+            group = TagGroup(name=group_name, position=group_position, color="#f00")
+            session.add(group)
+            await session.flush()
+            for tag_name, tag_position, current in tags:
+                tag = Tag(group_id=group.id, name=tag_name, position=tag_position)
+                session.add(tag)
+                await session.flush()
+                removed = None if current else dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+                session.add(CustomerTag(customer_id=customer.id, tag_id=tag.id, removed_at=removed))
+
+
+async def test_the_detail_reads_its_tags_and_the_stamp_in_its_own_query(app, client, maker):
+    org = await make_org(maker)
+    customer = await make_customer(maker, org.rep_a)
+    bare = await make_customer(maker, org.rep_a)
+    await tagged(
+        maker,
+        customer,
+        [
+            ("后排", 2, [("乙", 1, True), ("甲", 0, True)]),
+            ("前排", 1, [("丙", 5, True), ("已摘", 0, False)]),
+        ],
+    )
+    headers = auth(app, org.rep_a)
+    assert (await client.get(DETAIL.format(customer.id), headers=headers)).is_success
+    with count_statements(app.state.engine, direct=True) as sent:
+        detail = await client.get(DETAIL.format(customer.id), headers=headers)
+    assert detail.status_code == 200
+    assert len(sent) == 1  # the kept principal is checked by this query's stamp column
+    tags = detail.json()["tags"]
+    # Groups by position, then tags by position within them; removed tags are history.
+    assert [(t["group_name"], t["name"]) for t in tags] == [
+        ("前排", "丙"),
+        ("后排", "甲"),
+        ("后排", "乙"),
+    ]
+    assert set(tags[0]) == {"id", "name", "group_id", "group_name", "color"}
+    listed = await client.get("/api/v1/customers", headers=headers)
+    by_id = {c["id"]: c for c in listed.json()["items"]}
+    assert by_id[customer.id]["tags"] == tags  # the list's query gives the same
+    assert (await client.get(DETAIL.format(bare.id), headers=headers)).json()["tags"] == []
+    assert by_id[bare.id]["tags"] == []
+
+
+async def bump_the_stamp(maker) -> None:
+    async with maker() as session, session.begin():
+        await session.execute(update(AccessStamp).values(version=AccessStamp.version + 1))
+
+
+async def test_checked_reads_return_nothing_before_the_stamp_is_checked(app, maker):
+    org = await make_org(maker)
+    customer = await make_customer(maker, org.rep_a)
+    by_id = select(Customer.id, stamp_column()).where(Customer.id == bindparam("id"))
+    plain = select(Customer.id).where(Customer.id == bindparam("id"))
+    async with app.state.engine.connect() as connection:
+        stamp = await Reads(connection).scalar(STAMP)
+    engine = app.state.engine
+    async with Reads.checkout(engine, app.state.read_options) as reads:
+        checked = CheckedReads(reads, stamp)
+        with count_statements(engine, direct=True) as sent:
+            rows = await checked.all(by_id, {"id": customer.id})
+        assert rows == [{"id": customer.id}] and checked.checked  # the stamp column is dropped
+        assert len(sent) == 1
+        with count_statements(engine, direct=True) as sent:
+            assert await checked.all(plain, {"id": customer.id}) == [{"id": customer.id}]
+        assert len(sent) == 1  # checked once per request
+    async with Reads.checkout(engine, app.state.read_options) as reads:
+        checked = CheckedReads(reads, stamp)
+        with count_statements(engine, direct=True) as sent:
+            assert await checked.all(plain, {"id": customer.id}) == [{"id": customer.id}]
+        assert len(sent) == 2  # a query without the column: the stamp is read first
+    async with Reads.checkout(engine, app.state.read_options) as reads:
+        checked = CheckedReads(reads, stamp)
+        with count_statements(engine, direct=True) as sent:
+            assert await checked.all(by_id, {"id": -1}) == []
+        assert len(sent) == 2 and checked.checked  # no row: the stamp is read on its own
+    await bump_the_stamp(maker)
+    for statement, found in ((by_id, customer.id), (by_id, -1), (plain, customer.id)):
+        async with Reads.checkout(engine, app.state.read_options) as reads:
+            with pytest.raises(StaleAccess):
+                await CheckedReads(reads, stamp).all(statement, {"id": found})
+
+
+async def test_a_stale_principal_is_served_again_once_guarded_once(
+    app, settings, maker, monkeypatch
+):
+    monkeypatch.setattr(deps, "utcnow", lambda: NOON)
+    org = await make_org(maker)
+    customer = await make_customer(maker, org.rep_a)
+    async with limited_app(settings) as (limited, client):
+        headers = auth(limited, org.rep_a)
+        first = await client.get(DETAIL.format(customer.id), headers=headers)
+        assert first.headers["RateLimit-Remaining"] == "2"
+        await bump_the_stamp(maker)  # as any change to access does (another worker, SQL)
+        with count_statements(limited.state.engine, direct=True) as sent:
+            again = await client.get(DETAIL.format(customer.id), headers=headers)
+        assert again.status_code == 200 and again.json() == first.json()
+        # Its own query found the stamp changed; then the stamp, the principal built anew, and
+        # the query once more.
+        details = [s for s in sent if "FROM customers" in s and "access_stamp" in s]
+        assert len(details) == 2 and any("FROM roles" in s for s in sent)
+        assert again.headers["RateLimit-Remaining"] == "1"  # counted once
+        async with maker() as session, session.begin():
+            await session.execute(
+                update(User).where(User.id == org.rep_a.id).values(is_active=False)
+            )
+        assert (await client.get(DETAIL.format(customer.id), headers=headers)).status_code == 401
+
+
+async def test_checked_out_reads_give_a_broken_connection_back_invalidated(app):
+    postgresql_only(app)
+    async with Reads.checkout(app.state.engine, app.state.read_options) as reads:
+        assert reads.connection is None and reads.driver is not None  # the pool's own
+        with pytest.raises(DBAPIError):
+            await reads.all(
+                select(Customer.id).where(Customer.id == bindparam("id")), {"id": 2**70}
+            )
+        driver = reads.driver
+    assert driver.is_closed()  # not given back to the pool to serve again
+    async with Reads.checkout(app.state.engine, app.state.read_options) as reads:
+        assert reads.driver is not driver
+        assert await reads.scalar(select(1)) == 1  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from app.access import StaleAccess
 from app.deps import etag_for
 
 API_PREFIX = "/api/v1"
@@ -89,7 +90,13 @@ class DirectRoute(APIRoute):
         endpoint = self.endpoint
 
         async def handle(request: Request) -> Response:
-            response: Response = await endpoint(request, **request.path_params)
+            try:
+                response: Response = await endpoint(request, **request.path_params)
+            except StaleAccess:
+                # The caller's access changed since its principal was kept: served again with
+                # one built anew (``deps.direct_read``).
+                request.state.access_stale = True
+                response = await endpoint(request, **request.path_params)
             return response
 
         return handle

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Label,
     Select,
     Text,
     and_,
@@ -48,6 +49,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.models.sql import json_array_agg, json_object_of
 from app.reads import Reads, Record
 from app.schemas.customer import CustomerCreate, CustomerOut, CustomerUpdate
 from app.services import audit, config, notifications, ownership
@@ -153,9 +155,41 @@ def _active_tags_statement() -> Select[Any]:
     )
 
 
-# Built once: every page and detail runs it (building it and its cache key cost more than the
-# query on PostgreSQL).
+# Built once: every page runs it (building it and its cache key cost more than the query on
+# PostgreSQL).
 _ACTIVE_TAGS = _active_tags_statement()
+# The keys of a tag as a customer's response has it, with the columns they come from.
+_TAG_KEYS = ("id", "name", "group_id", "group_name", "color")
+
+
+def _tags_column() -> Label[Any]:
+    """A customer's current tags as ``active_tags`` gives them (the same keys and order), as a
+    column of the customer's own statement: a detail reads them without a second round trip
+    (bench/RESULTS.md 2026-12-03 d)."""
+    ct, tag, group = CustomerTag.__table__.c, Tag.__table__.c, TagGroup.__table__.c
+    ordered = (
+        select(
+            tag.id,
+            tag.name,
+            tag.group_id,
+            group.name.label("group_name"),
+            group.color,
+            group.position.label("group_position"),
+            tag.position,
+        )
+        .join_from(CustomerTag.__table__, Tag.__table__, tag.id == ct.tag_id)
+        .join(TagGroup.__table__, group.id == tag.group_id)
+        .where(ct.customer_id == Customer.id, ct.removed_at.is_(None))
+        .order_by(group.position, group.id, tag.position, tag.id)
+        .correlate(Customer)
+        .subquery("tags_now")
+    )
+    fields = [part for key in _TAG_KEYS for part in (literal_column(f"'{key}'"), ordered.c[key])]
+    c = ordered.c
+    aggregate = json_array_agg(
+        json_object_of(*fields), c.group_position, c.group_id, c.position, c.id
+    )
+    return select(aggregate).scalar_subquery().label("current_tags")
 
 
 async def active_tags(reads: Reads, customer_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -195,8 +229,11 @@ async def _views_read(
     principal: Principal | None,
     rows: Sequence[tuple[Customer | Record, str | None]],
     distances: Mapping[int, float] | None = None,
+    tags: Mapping[int, list[dict[str, Any]]] | None = None,
 ) -> list[CustomerView]:
-    tags = await active_tags(reads, [c.id for c, _ in rows])
+    """The views of ``rows``; their tags read in one query unless given."""
+    if tags is None:
+        tags = await active_tags(reads, [c.id for c, _ in rows])
     return [
         CustomerView(
             c,
@@ -222,8 +259,8 @@ async def get_customer(
 
 
 async def read_customer(reads: Reads, principal: Principal, customer_id: int) -> CustomerView:
-    """The customer if the principal may read it (with its owner's name, in one query, and its
-    tags in a second).
+    """The customer if the principal may read it, with its owner's name and its tags, in one
+    query (which also reads the access stamp, for ``access.CheckedReads``).
 
     Read as a row of columns, not as an entity: loading it into a session cost a sixth of a
     customer read (bench/RESULTS.md, 2026-12-03 b).
@@ -233,14 +270,17 @@ async def read_customer(reads: Reads, principal: Principal, customer_id: int) ->
         "customer detail",
         lambda: (
             access.select_readable(principal, Customer, bindparam("record_id"))
-            .add_columns(Owner.display_name.label("owner_name"))
+            .add_columns(
+                Owner.display_name.label("owner_name"), _tags_column(), access.stamp_column()
+            )
             .outerjoin(Owner, Owner.id == Customer.owner_id)
         ),
     )
     row = await reads.first(statement, {"record_id": customer_id})
     if row is None:
         raise NotFound(f"customer {customer_id} not found")
-    return (await _views_read(reads, principal, [(row, row.owner_name)]))[0]
+    tags = {customer_id: row.pop("current_tags")}
+    return (await _views_read(reads, principal, [(row, row.owner_name)], tags=tags))[0]
 
 
 async def view_of(
