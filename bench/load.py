@@ -75,6 +75,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_env(database_url: str) -> dict[str, str]:
+    """The servers' environment: the bench database, no scheduler, no rate limit."""
+    return {
+        **os.environ,
+        "KEHU_DATABASE_URL": database_url,
+        "KEHU_SECRET_KEY": SECRET,
+        "KEHU_SCHEDULER_ENABLED": "false",
+        "KEHU_RATE_LIMIT_USER_PER_MINUTE": "0",
+        "KEHU_ANALYTICS_CACHE_DIR": "",
+        "KEHU_LOG_LEVEL": "WARNING",
+    }
+
+
+def app_command(port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def raw_command(port: int, workers: int) -> list[str]:
+    script = str(ROOT / "bench" / "raw_detail.py")
+    return [sys.executable, script, "--port", str(port), "--workers", str(workers)]
+
+
+def stop(servers: list[subprocess.Popen[bytes]]) -> None:
+    for process in servers:
+        process.send_signal(signal.SIGTERM)
+    for process in servers:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(  # noqa: S603 (our own programs, fixed arguments)
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -337,21 +378,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "KEHU_DATABASE_URL": args.database_url,
-        "KEHU_SECRET_KEY": SECRET,
-        "KEHU_SCHEDULER_ENABLED": "false",
-        "KEHU_RATE_LIMIT_USER_PER_MINUTE": "0",
-        "KEHU_ANALYTICS_CACHE_DIR": "",
-        "KEHU_LOG_LEVEL": "WARNING",
-    }
+    env = server_env(args.database_url)
     app_port, raw_port = free_port(), free_port()
-    kehu = [sys.executable, "-m", "app.cli", "serve", "--port", str(app_port)]
-    raw_cmd = [sys.executable, str(ROOT / "bench" / "raw_detail.py"), "--port", str(raw_port)]
     servers = [
-        serve([*kehu, "--workers", str(args.workers)], env, app_port),
-        serve([*raw_cmd, "--workers", str(args.workers)], env, raw_port),
+        serve(app_command(app_port, args.workers), env, app_port),
+        serve(raw_command(raw_port, args.workers), env, raw_port),
     ]
     try:
         users = tokens(args.users)
@@ -380,13 +411,7 @@ def main() -> None:
         ratio = app_detail[0]["per_second"] / raw_detail[0]["per_second"]
         print(f"\napp ÷ raw detail throughput: {ratio:.2f} (target ≥ 0.50)")
     finally:
-        for process in servers:
-            process.send_signal(signal.SIGTERM)
-        for process in servers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(servers)
 
 
 if __name__ == "__main__":
