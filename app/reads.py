@@ -174,6 +174,8 @@ class Reads:
                 invalidate=partial(greenlet_spawn, pooled.invalidate),
             )
         finally:
+            # No I/O: nothing began a transaction, and an invalidated connection is closed
+            # already. So the checkin has no point where a cancellation could cut it short.
             await greenlet_spawn(pooled.close)
 
     async def all(
