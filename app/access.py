@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Label, Select, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -318,14 +318,10 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal | Non
 # Core, run on the connection: a request pays for one small read, not the ORM's execution path.
 _STAMP_TABLE = AccessStamp.__table__
 STAMP = select(_STAMP_TABLE.c.version).where(_STAMP_TABLE.c.id == 1)
-# The stamp as a column of another query (``stamp_column``), under this name.
+# The stamp as a column of another query: ``CheckedReads`` learns from the query's own row that
+# the principal it ran for still holds, without a round trip of its own.
 STAMP_KEY = "access_stamp"
-
-
-def stamp_column() -> Label[Any]:
-    """The access stamp as a column of a query: ``CheckedReads`` learns from the query's own
-    row that the principal it ran for still holds, without a round trip of its own."""
-    return STAMP.scalar_subquery().label(STAMP_KEY)
+STAMP_COLUMN = STAMP.scalar_subquery().label(STAMP_KEY)
 
 
 class StaleAccess(Exception):
@@ -337,14 +333,14 @@ class CheckedReads(Reads):
     """Reads for a principal taken from the cache before the request read the access stamp
     (``PrincipalCache.kept``, ADR 0014): no result is returned before the stamp is known to be
     the one the principal was built under — read by the query itself when it has a
-    ``stamp_column`` (the common path: no round trip of its own), otherwise, and when that query
+    ``STAMP_COLUMN`` (the common path: no round trip of its own), otherwise, and when that query
     finds no row, by reading the stamp first. ``StaleAccess`` otherwise. Once checked, later
     queries run as on ``Reads``: the request then holds what a principal read under the stamp
     holds (``PrincipalCache``)."""
 
     def __init__(self, reads: Reads, stamp: int) -> None:
         super().__init__(
-            reads.connection, reads.driver, dialect=reads.dialect, invalidate=reads._invalidate
+            reads.connection, reads.driver, dialect=reads.dialect, invalidate=reads.invalidate
         )
         self.stamp = stamp
         self.checked = False
@@ -358,10 +354,10 @@ class CheckedReads(Reads):
             await self._check(None)
             return await self._all(statement, params)
         rows = await self._all(statement, params)
-        seen = None
+        seen = None  # no row: the stamp is read on its own
         for row in rows:
             seen = row.pop(STAMP_KEY)
-        await self._check(seen if rows else None)
+        await self._check(seen)
         return rows
 
     async def _check(self, seen: int | None) -> None:

@@ -141,7 +141,8 @@ class Reads:
         if invalidate is None:
             assert connection is not None
             invalidate = connection.invalidate
-        self._invalidate = invalidate
+        # Makes the connection unusable for the pool (after a driver error).
+        self.invalidate = invalidate
 
     @classmethod
     async def on(cls, connection: AsyncConnection) -> Reads:
@@ -197,14 +198,14 @@ class Reads:
                 await statement_for_driver.describe(self.driver, sql, self.dialect)
             rows = await self.driver.fetch(sql, *arguments)
         except Exception as exc:
-            await self._invalidate()
+            await self.invalidate()
             # As SQLAlchemy raises it, for the app's error handlers (422 for an argument the
             # column cannot hold, 503 for a database away).
             raise DBAPIError(
                 sql, None, exc, connection_invalidated=database_unavailable(exc)
             ) from exc
         except BaseException:  # cancelled mid-statement: the connection's state is unknown
-            await self._invalidate()
+            await self.invalidate()
             raise
         return [statement_for_driver.record(row) for row in rows]
 

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app import deps
-from app.access import STAMP, CheckedReads, StaleAccess, stamp_column
+from app.access import STAMP, STAMP_COLUMN, CheckedReads, StaleAccess
 from app.models import AccessStamp, Customer, CustomerTag, Tag, TagGroup, User
 from app.reads import Reads, Record, prepared
 from app.routers import customers
@@ -278,7 +278,7 @@ async def bump_the_stamp(maker) -> None:
 async def test_checked_reads_return_nothing_before_the_stamp_is_checked(app, maker):
     org = await make_org(maker)
     customer = await make_customer(maker, org.rep_a)
-    by_id = select(Customer.id, stamp_column()).where(Customer.id == bindparam("id"))
+    by_id = select(Customer.id, STAMP_COLUMN).where(Customer.id == bindparam("id"))
     plain = select(Customer.id).where(Customer.id == bindparam("id"))
     async with app.state.engine.connect() as connection:
         stamp = await Reads(connection).scalar(STAMP)

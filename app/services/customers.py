@@ -130,10 +130,18 @@ class CustomerView:
         return data
 
 
+# A tag as a customer's response has it: these keys, from these columns (``_tag_columns``), in
+# this order (``_TAG_ORDER``) — for a list page (``active_tags``) and a detail (``_CURRENT_TAGS``).
+_TAG_KEYS = ("id", "name", "group_id", "group_name", "color")
+_TAG, _GROUP = Tag.__table__.c, TagGroup.__table__.c
+_TAG_COLUMNS = (_TAG.id, _TAG.name, _TAG.group_id, _GROUP.name.label("group_name"), _GROUP.color)
+_TAG_ORDER = (_GROUP.position, _GROUP.id, _TAG.position, _TAG.id)
+
+
 def _active_tags_statement() -> Select[Any]:
     # Core tables, not the mapped classes: run on the connection, the statement skips the ORM's
     # execution path (nothing here is an entity).
-    ct, tag, group = CustomerTag.__table__.c, Tag.__table__.c, TagGroup.__table__.c
+    ct = CustomerTag.__table__.c
     assigned = (
         select(ct.customer_id, ct.tag_id)
         .where(ct.customer_id.in_(bindparam("ids", expanding=True)), ct.removed_at.is_(None))
@@ -141,55 +149,43 @@ def _active_tags_statement() -> Select[Any]:
         .prefix_with("MATERIALIZED")
     )
     return (
-        select(
-            assigned.c.customer_id,
-            tag.id.label("tag_id"),
-            tag.name.label("tag_name"),
-            tag.group_id,
-            group.name.label("group_name"),
-            group.color,
-        )
-        .join(Tag.__table__, tag.id == assigned.c.tag_id)
-        .join(TagGroup.__table__, group.id == tag.group_id)
-        .order_by(group.position, group.id, tag.position, tag.id)
+        select(assigned.c.customer_id, *_TAG_COLUMNS)
+        .join(Tag.__table__, _TAG.id == assigned.c.tag_id)
+        .join(TagGroup.__table__, _GROUP.id == _TAG.group_id)
+        .order_by(*_TAG_ORDER)
     )
 
 
-# Built once: every page runs it (building it and its cache key cost more than the query on
-# PostgreSQL).
-_ACTIVE_TAGS = _active_tags_statement()
-# The keys of a tag as a customer's response has it, with the columns they come from.
-_TAG_KEYS = ("id", "name", "group_id", "group_name", "color")
-
-
-def _tags_column() -> Label[Any]:
-    """A customer's current tags as ``active_tags`` gives them (the same keys and order), as a
-    column of the customer's own statement: a detail reads them without a second round trip
-    (bench/RESULTS.md 2026-12-03 d)."""
-    ct, tag, group = CustomerTag.__table__.c, Tag.__table__.c, TagGroup.__table__.c
+def _current_tags_column() -> Label[Any]:
+    """A customer's current tags as ``active_tags`` gives them, as a column of the customer's
+    own statement: a detail reads them without a second round trip (bench/RESULTS.md
+    2026-12-03 d)."""
+    ct = CustomerTag.__table__.c
     ordered = (
         select(
-            tag.id,
-            tag.name,
-            tag.group_id,
-            group.name.label("group_name"),
-            group.color,
-            group.position.label("group_position"),
-            tag.position,
+            *_TAG_COLUMNS,
+            _GROUP.position.label("group_position"),
+            _TAG.position.label("tag_position"),
         )
-        .join_from(CustomerTag.__table__, Tag.__table__, tag.id == ct.tag_id)
-        .join(TagGroup.__table__, group.id == tag.group_id)
+        .join_from(CustomerTag.__table__, Tag.__table__, _TAG.id == ct.tag_id)
+        .join(TagGroup.__table__, _GROUP.id == _TAG.group_id)
         .where(ct.customer_id == Customer.id, ct.removed_at.is_(None))
-        .order_by(group.position, group.id, tag.position, tag.id)
+        .order_by(*_TAG_ORDER)
         .correlate(Customer)
         .subquery("tags_now")
     )
-    fields = [part for key in _TAG_KEYS for part in (literal_column(f"'{key}'"), ordered.c[key])]
     c = ordered.c
+    fields = [part for key in _TAG_KEYS for part in (literal_column(f"'{key}'"), c[key])]
     aggregate = json_array_agg(
-        json_object_of(*fields), c.group_position, c.group_id, c.position, c.id
+        json_object_of(*fields), c.group_position, c.group_id, c.tag_position, c.id
     )
     return select(aggregate).scalar_subquery().label("current_tags")
+
+
+# Built once: every page and detail runs them (building them and their cache keys cost more
+# than the query on PostgreSQL).
+_ACTIVE_TAGS = _active_tags_statement()
+_CURRENT_TAGS = _current_tags_column()
 
 
 async def active_tags(reads: Reads, customer_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -203,15 +199,7 @@ async def active_tags(reads: Reads, customer_ids: Sequence[int]) -> dict[int, li
     if not customer_ids:
         return result
     for row in await reads.all(_ACTIVE_TAGS, {"ids": list(customer_ids)}):
-        result[row.customer_id].append(
-            {
-                "id": row.tag_id,
-                "name": row.tag_name,
-                "group_id": row.group_id,
-                "group_name": row.group_name,
-                "color": row.color,
-            }
-        )
+        result[row["customer_id"]].append({key: row[key] for key in _TAG_KEYS})
     return result
 
 
@@ -270,9 +258,7 @@ async def read_customer(reads: Reads, principal: Principal, customer_id: int) ->
         "customer detail",
         lambda: (
             access.select_readable(principal, Customer, bindparam("record_id"))
-            .add_columns(
-                Owner.display_name.label("owner_name"), _tags_column(), access.stamp_column()
-            )
+            .add_columns(Owner.display_name.label("owner_name"), _CURRENT_TAGS, access.STAMP_COLUMN)
             .outerjoin(Owner, Owner.id == Customer.owner_id)
         ),
     )
