@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base, postgresql_only
 from app.models.base import JSONType, TimestampMixin, UTCDateTime, VersionedMixin, utcnow
 from app.models.org import User
+from app.models.sql import month_day_sql
 
 CUSTOMER_KINDS = ("company", "person")
 # The indexed search expression of a name on PostgreSQL (see services.customers search).
@@ -72,6 +73,18 @@ class Customer(TimestampMixin, VersionedMixin, Base):
         # Name search on PostgreSQL: character bigrams in a GIN index (migration 0002).
         postgresql_only(
             Index("ix_customers_name_bigrams", text(NAME_BIGRAMS), postgresql_using="gin")
+        ),
+        # A rep's birthdays and signing anniversaries ahead (services.today, migration 0017).
+        *(
+            postgresql_only(
+                Index(
+                    f"ix_customers_owner_{column}_month_day",
+                    "owner_id",
+                    text(month_day_sql(column, utc=utc)),
+                    postgresql_where=text("deleted_at IS NULL"),
+                )
+            )
+            for column, utc in (("birth_date", False), ("signed_at", True))
         ),
     )
 

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.models import Notification, PushSubscription
 from app.services.notifications import Draft, deliver
@@ -266,9 +266,9 @@ def test_the_window_of_month_days_covers_time_zones_and_leap_days():
     from app.services.today import month_days_near
 
     near = month_days_near(dt.date(2027, 2, 25), 7)
-    assert near[0] == "02-23" and near[-1] == "03-06"
-    assert "02-29" in near and len(near) == 13  # 12 days and the leap day
-    assert "02-29" not in month_days_near(dt.date(2027, 6, 1), 7)
+    assert near[0] == 223 and near[-1] == 306
+    assert 229 in near and len(near) == 13  # 12 days and the leap day
+    assert 229 not in month_days_near(dt.date(2027, 6, 1), 7)
 
 
 async def test_vapid_keys_exist_from_the_first_start(app, db):
@@ -276,3 +276,31 @@ async def test_vapid_keys_exist_from_the_first_start(app, db):
 
     stored = await db.get(SystemSetting, "vapid_private_pem")
     assert stored is not None and "PRIVATE KEY" in stored.value
+
+
+async def test_on_postgresql_the_reps_dates_are_found_by_the_month_day_indexes(app, maker):
+    """The relationship query spells the month and day as the indexes of migration 0017 do, so
+    PostgreSQL finds a rep's few customers near the date in them among the rep's thousands."""
+    from app.services.today import RELATIONSHIP_CUSTOMERS
+
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("the indexes are PostgreSQL's")
+    org = await make_org(maker)
+    query = RELATIONSHIP_CUSTOMERS.params(user_id=org.rep_a.id, near=[1224, 1225])
+    sql = str(query.compile(app.state.engine, compile_kwargs={"literal_binds": True}))
+    async with app.state.engine.connect() as connection:  # rolled back
+        await connection.execute(
+            text(
+                "INSERT INTO customers (name, name_normalized, kind, phones, deal_status,"
+                " custom_fields, owner_id, birth_date, signed_at)"
+                " SELECT 'c' || n, 'c' || n, 'person', '[]', 'none', '{}', :owner,"
+                " DATE '1980-01-01' + n, TIMESTAMPTZ '2020-01-01' + n * INTERVAL '1 day'"
+                " FROM generate_series(1, 5000) AS n"
+            ),
+            {"owner": org.rep_a.id},
+        )
+        await connection.exec_driver_sql("ANALYZE customers")
+        plan = "\n".join(row[0] for row in (await connection.exec_driver_sql(f"EXPLAIN {sql}")))
+        await connection.rollback()
+    assert "ix_customers_owner_birth_date_month_day" in plan, plan
+    assert "ix_customers_owner_signed_at_month_day" in plan, plan
