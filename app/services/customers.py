@@ -209,7 +209,10 @@ async def _views(
     rows: Sequence[tuple[Customer | Record, str | None]],
     distances: Mapping[int, float] | None = None,
 ) -> list[CustomerView]:
-    return await _views_read(Reads(await session.connection()), principal, rows, distances)
+    # The tags on the driver itself where it is asyncpg: a page's hundred tag rows through
+    # SQLAlchemy's result were a sixth of a list request (bench/RESULTS.md 2026-12-04).
+    reads = await Reads.on(await session.connection())
+    return await _views_read(reads, principal, rows, distances)
 
 
 async def _views_read(
@@ -243,7 +246,7 @@ async def get_customer(
     the customer shows them."""
     if session.new or session.dirty or session.deleted:
         await session.flush()
-    return await read_customer(Reads(await session.connection()), principal, customer_id)
+    return await read_customer(await Reads.on(await session.connection()), principal, customer_id)
 
 
 async def read_customer(reads: Reads, principal: Principal, customer_id: int) -> CustomerView:
