@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -292,6 +293,16 @@ class SPAStaticFiles(StaticFiles):
             return FileResponse(Path(str(self.directory)) / "index.html")
 
 
+def settle_heap() -> None:
+    """Set what start-up built (modules, routes, models, metadata: a quarter of a million
+    objects) aside from the garbage collector. Its full collections otherwise walked them all,
+    a 150-200 ms stall of every request in flight about once in a thousand list requests
+    (bench/RESULTS.md 2026-12-04); they now walk what requests left behind (10-25 ms).
+    The analytics warm-up's modules are set aside when it ends."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_engine(
@@ -313,6 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await vapid_keys(maker, settings)
         # The analytics driver takes seconds to import: do it now, beside the start-up.
         warm_up = asyncio.create_task(asyncio.to_thread(app.state.analytics.prepare))
+        warm_up.add_done_callback(lambda _: gc.freeze())
         # One shared HTTP client (push services, later webhooks); never follows redirects.
         app.state.http = http_client()
         scheduler = None
@@ -328,6 +340,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "kehu started", extra={"database": engine.url.render_as_string(hide_password=True)}
         )
+        settle_heap()
         try:
             yield
         finally:
