@@ -62,9 +62,12 @@ async def schedule_relationship_reminders(
                     Customer.name,
                     Customer.birth_date,
                     Customer.signed_at,
-                ).where(
+                )
+                .where(
                     *live, (Customer.birth_date.is_not(None)) | (Customer.signed_at.is_not(None))
                 )
+                # Reminders are made in id order, whichever index PostgreSQL's plan reads.
+                .order_by(Customer.id)
             )
         ).all():
             if birth is not None:
@@ -83,6 +86,7 @@ async def schedule_relationship_reminders(
                 )
                 .join(Customer, Customer.id == Contact.customer_id)
                 .where(*live, Contact.deleted_at.is_(None), Contact.birth_date.is_not(None))
+                .order_by(Contact.id)
             )
         ).all():
             dates.append(("birthday", owner, cid, contact_id, name, birth))
