@@ -298,7 +298,8 @@ def settle_heap() -> None:
     objects) aside from the garbage collector. Its full collections otherwise walked them all,
     a 150-200 ms stall of every request in flight about once in a thousand list requests
     (bench/RESULTS.md 2026-12-04); they now walk what requests left behind (10-25 ms).
-    The analytics warm-up's modules are set aside when it ends."""
+    The lifespan freezes again when the analytics warm-up ends, without a collection: by then
+    requests are being served, and a full one would stall them."""
     gc.collect()
     gc.freeze()
 
@@ -324,7 +325,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await vapid_keys(maker, settings)
         # The analytics driver takes seconds to import: do it now, beside the start-up.
         warm_up = asyncio.create_task(asyncio.to_thread(app.state.analytics.prepare))
-        warm_up.add_done_callback(lambda _: gc.freeze())
+        warm_up.add_done_callback(lambda _: gc.freeze())  # its modules too (settle_heap)
         # One shared HTTP client (push services, later webhooks); never follows redirects.
         app.state.http = http_client()
         scheduler = None

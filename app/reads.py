@@ -146,6 +146,8 @@ class Reads:
 
     @classmethod
     async def on(cls, connection: AsyncConnection) -> Reads:
+        """Reads on ``connection`` as it is, in its transaction if it has one (a request's
+        session): with asyncpg, on the driver beneath it."""
         driver = None
         if connection.dialect.driver == "asyncpg":
             driver = (await connection.get_raw_connection()).driver_connection
